@@ -1,0 +1,27 @@
+//! headscan's coordinator: turns protein data into canonical datasets and,
+//! later, plans, schedules and reduces analysis jobs over them.
+//!
+//! Overview:
+//! - [`ingest`]: every supported input format (FASTA + annotation TSV,
+//!   ProteinNet text, TAPE/provis LMDB, PDB/mmCIF directories, NetSurfP CSV,
+//!   RCSB `ss.txt`, UniProtKB flat files, canonical Parquet) streamed into
+//!   Parquet shards and a `manifest.json`, published atomically;
+//! - [`dataset`]: reading a published dataset back, shard by shard;
+//! - [`inspect`]: row/residue counts and feature background rates.
+//!
+//! It must not run models or touch attention tensors (that is
+//! `headscan-worker`), and it defines no wire or table formats of its own:
+//! those live in `headscan-proto`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use headscan_coordinator::ingest::{ingest, Format, IngestOptions};
+//! let opts = IngestOptions::new(Format::Fasta, "proteins.fasta".into(), "out/ds".into());
+//! let manifest = ingest(opts).await?;
+//! println!("{} rows", manifest.rows);
+//! # Ok(()) }
+//! ```
+
+pub mod dataset;
+pub mod ingest;
+pub mod inspect;

@@ -1,0 +1,31 @@
+//! headscan's contracts: what every other crate agrees on.
+//!
+//! This crate owns the wire and data formats and nothing else:
+//! - [`pb`]: the gRPC services (`Jobs`, `Work`) and messages compiled from
+//!   `proto/headscan.proto`, including the `PartialCounts` reduction unit;
+//! - [`record`]: the canonical protein record and its Arrow/Parquet schema
+//!   (DESIGN §2), with the content digest used for dataset hashes;
+//! - [`features`]: the meaning of the features of DESIGN §1 (amino-acid
+//!   alphabet, DSSP → ss4 classes, the contact rule);
+//! - [`manifest`]: the dataset `manifest.json`;
+//! - [`store`]: object-store URLs (`file://`, plain paths, `s3://`, …).
+//!
+//! It must not run models, schedule work or parse input formats: those belong
+//! to `headscan-worker` and `headscan-coordinator`, which both depend on this
+//! crate (never the other way round).
+//!
+//! ```
+//! use headscan_proto::features::ss4_class;
+//! assert_eq!(ss4_class('G'), Some(headscan_proto::features::Ss4::Helix));
+//! ```
+
+pub mod features;
+pub mod manifest;
+pub mod record;
+pub mod store;
+
+/// Generated gRPC messages and services of `proto/headscan.proto`.
+#[allow(missing_docs, clippy::all)]
+pub mod pb {
+    tonic::include_proto!("headscan.v1");
+}

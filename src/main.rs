@@ -1,0 +1,177 @@
+//! The `headscan` command line: one binary over the coordinator and worker crates.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use headscan_coordinator::ingest::{self, Format, IngestOptions};
+use headscan_coordinator::inspect;
+use headscan_proto::features::ContactRule;
+
+/// What do the attention heads of protein language models know about structure and function?
+#[derive(Debug, Parser)]
+#[command(name = "headscan", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Turn a protein dataset into canonical Parquet shards + manifest.json.
+    Ingest(IngestArgs),
+    /// Work with canonical datasets.
+    Dataset {
+        #[command(subcommand)]
+        command: DatasetCommand,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct IngestArgs {
+    /// Input format: fasta | proteinnet | tape-lmdb | structures | ss-csv | rcsb-ss | uniprot | parquet.
+    #[arg(long, value_parser = parse_format)]
+    format: Format,
+    /// Input file or directory.
+    #[arg(long)]
+    input: PathBuf,
+    /// Output dataset URL (a path, file://, s3://, gs://, az://).
+    #[arg(long)]
+    out: String,
+    /// Per-residue annotations for FASTA input: TSV of id, feature, 1-based position.
+    #[arg(long)]
+    annotations: Option<PathBuf>,
+    /// Rows per Parquet shard.
+    #[arg(long, default_value_t = ingest::DEFAULT_SHARD_ROWS)]
+    shard_rows: usize,
+    /// Replace a dataset already published at --out.
+    #[arg(long)]
+    overwrite: bool,
+    /// UniProt feature mapping override, KEY=binding_site|ptm|site:<name>|ignore (repeatable).
+    #[arg(long = "uniprot-map", value_name = "KEY=TARGET")]
+    uniprot_map: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum DatasetCommand {
+    /// Row/residue counts and the background rate of every supported feature.
+    Inspect {
+        /// Dataset URL.
+        url: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Contact distance threshold (Å, Cα–Cα, strict).
+        #[arg(long, default_value_t = 8.0)]
+        contact_distance: f32,
+        /// Minimum sequence separation of a contact pair.
+        #[arg(long, default_value_t = 6)]
+        contact_min_separation: usize,
+    },
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    s.parse()
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,headscan=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+async fn run_ingest(args: IngestArgs) -> anyhow::Result<()> {
+    let mut opts = IngestOptions::new(args.format, args.input, args.out);
+    opts.annotations = args.annotations;
+    opts.shard_rows = args.shard_rows;
+    opts.overwrite = args.overwrite;
+    opts.uniprot_map = args.uniprot_map;
+    opts.progress = std::io::stderr().is_terminal();
+    let out = opts.out.clone();
+    let manifest = ingest::ingest(opts).await.context("ingest failed")?;
+    let report = &manifest.ingest;
+    let mut err = std::io::stderr().lock();
+    writeln!(
+        err,
+        "ingest: {}; {} shard(s) at {out}",
+        report.summary_line(),
+        manifest.shards.len()
+    )?;
+    for r in report.rejections.iter().take(5) {
+        writeln!(err, "  rejected {}: {}", r.source, r.reason)?;
+    }
+    if report.records_rejected > 5 {
+        writeln!(err, "  … all rejections are listed in {out}/manifest.json")?;
+    }
+    Ok(())
+}
+
+async fn run_inspect(url: &str, json: bool, rule: ContactRule) -> anyhow::Result<()> {
+    let summary = inspect::inspect(url, &rule)
+        .await
+        .with_context(|| format!("cannot inspect {url}"))?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &summary)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(out, "dataset   {}", summary.url)?;
+    writeln!(out, "hash      {}", summary.content_hash)?;
+    writeln!(out, "shards    {}", summary.shards)?;
+    writeln!(out, "rows      {}", summary.rows)?;
+    writeln!(
+        out,
+        "residues  {} (longest {})",
+        summary.residues, summary.max_length
+    )?;
+    writeln!(
+        out,
+        "{:<24} {:>12} {:>14} {:>10}",
+        "feature", "positives", "valid", "rate"
+    )?;
+    for (name, rate) in &summary.features {
+        writeln!(
+            out,
+            "{name:<24} {:>12} {:>14} {:>10.6}",
+            rate.hits, rate.total, rate.rate
+        )?;
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Ingest(args) => run_ingest(args).await,
+        Command::Dataset {
+            command:
+                DatasetCommand::Inspect {
+                    url,
+                    json,
+                    contact_distance,
+                    contact_min_separation,
+                },
+        } => {
+            let rule = ContactRule {
+                max_distance: contact_distance,
+                min_separation: contact_min_separation,
+            };
+            run_inspect(&url, json, rule).await
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
