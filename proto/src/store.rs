@@ -187,6 +187,26 @@ impl Location {
         }
     }
 
+    /// Relative paths of every object under a child prefix (`""` for all), sorted.
+    pub async fn list(&self, rel: &str) -> Result<Vec<String>, StoreError> {
+        use futures::TryStreamExt;
+        let prefix = self.child(rel);
+        let objects: Vec<_> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| self.err(rel, e))?;
+        let base = format!("{}/", self.prefix);
+        let mut names: Vec<String> = objects
+            .iter()
+            .map(|m| m.location.to_string())
+            .map(|p| p.strip_prefix(&base).map(str::to_string).unwrap_or(p))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     /// Deletes every object under a child prefix (best effort per object).
     pub async fn delete_prefix(&self, rel: &str) -> Result<(), StoreError> {
         use futures::TryStreamExt;

@@ -282,3 +282,176 @@ pub fn convert(value: &PickleValue, index: u64, source: &str) -> Vec<SourceItem>
     warnings.push(SourceItem::Record(record));
     warnings
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::pickle::NdArray;
+
+    /// Minimal protocol-3 pickle of a dict of str / int / list[int] values.
+    enum Val<'a> {
+        Str(&'a str),
+        Int(i32),
+        Ints(&'a [i32]),
+    }
+
+    fn pickle(entries: &[(&str, Val)]) -> Vec<u8> {
+        fn text(out: &mut Vec<u8>, s: &str) {
+            out.push(b'X');
+            out.extend((s.len() as u32).to_le_bytes());
+            out.extend(s.as_bytes());
+        }
+        let mut out = vec![0x80, 3, b'}', b'('];
+        for (k, v) in entries {
+            text(&mut out, k);
+            match v {
+                Val::Str(s) => text(&mut out, s),
+                Val::Int(i) => {
+                    out.push(b'J');
+                    out.extend(i.to_le_bytes());
+                }
+                Val::Ints(list) => {
+                    out.extend([b']', b'(']);
+                    for i in *list {
+                        out.push(b'J');
+                        out.extend(i.to_le_bytes());
+                    }
+                    out.push(b'e');
+                }
+            }
+        }
+        out.extend([b'u', b'.']);
+        out
+    }
+
+    fn write_lmdb(dir: &Path, values: &[(&str, Vec<u8>)]) {
+        let env = unsafe { EnvOpenOptions::new().map_size(1 << 20).max_dbs(1).open(dir) }.unwrap();
+        let wtxn = env.write_txn().unwrap();
+        let db: Database<Bytes, Bytes> = env
+            .create_databases_and_commit(wtxn, |wdo, wtxn| {
+                wdo.create_database(wtxn, None)
+                    .map(CommitOrAbort::<_, ()>::Commit)
+            })
+            .unwrap()
+            .unwrap_commit();
+        let mut wtxn = env.write_txn().unwrap();
+        for (k, v) in values {
+            db.put(&mut wtxn, k.as_bytes(), v).unwrap();
+        }
+        wtxn.commit().unwrap();
+    }
+
+    #[test]
+    fn synthetic_provis_lmdb_in_numeric_key_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = |id: &str, seq: &str, pos: &[i32], sites: &[i32]| {
+            pickle(&[
+                ("id", Val::Str(id)),
+                ("primary", Val::Str(seq)),
+                ("positions", Val::Ints(pos)),
+                ("sites", Val::Ints(sites)),
+            ])
+        };
+        let mut values: Vec<(String, Vec<u8>)> = (0..12)
+            .map(|i| {
+                (
+                    i.to_string(),
+                    rec(&format!("p{i}"), "MKTA", &[5, 6, 8, 9], &[6, 9, 42]),
+                )
+            })
+            .collect();
+        values.push(("num_examples".into(), vec![0x80, 3, b'K', 12, b'.']));
+        values.push(("7".into(), b"not a pickle".to_vec()));
+        let borrowed: Vec<(&str, Vec<u8>)> = values.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        write_lmdb(dir.path(), &borrowed);
+
+        let items: Vec<SourceItem> = open(dir.path()).unwrap().map(|i| i.unwrap()).collect();
+        let ids: Vec<String> = items
+            .iter()
+            .filter_map(|i| {
+                if let SourceItem::Record(r) = i {
+                    Some(r.id.clone())
+                } else {
+                    None
+                }
+            })
+            .collect();
+        // Numeric order (LMDB's own order is 0, 1, 10, 11, 2, …); record 7 is corrupt.
+        assert_eq!(
+            ids,
+            ["p0", "p1", "p2", "p3", "p4", "p5", "p6", "p8", "p9", "p10", "p11"]
+        );
+        let SourceItem::Record(r) = items.iter().find(|i| matches!(i, SourceItem::Record(_))).unwrap() else {
+            unreachable!()
+        };
+        // Residue numbers 6 and 9 are at indices 1 and 3; 42 matches nothing.
+        assert_eq!(r.binding_sites, Some(vec![1, 3]));
+        assert!(items.iter().any(|i| matches!(i, SourceItem::Rejected(r) if r.kind == "malformed_record" && r.source.ends_with(":7"))));
+        assert_eq!(
+            items
+                .iter()
+                .filter(|i| matches!(i, SourceItem::Warning(w) if w.contains("[42]")))
+                .count(),
+            11
+        );
+    }
+
+    fn dict(entries: Vec<(&str, PickleValue)>) -> PickleValue {
+        PickleValue::Dict(
+            entries
+                .into_iter()
+                .map(|(k, v)| (PickleValue::Str(k.into()), v))
+                .collect(),
+        )
+    }
+
+    fn f32_array(shape: Vec<usize>, values: &[f32]) -> PickleValue {
+        PickleValue::NdArray(NdArray {
+            dtype: "<f4".into(),
+            shape,
+            fortran_order: false,
+            data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        })
+    }
+
+    #[test]
+    fn tape_proteinnet_layout() {
+        let value = dict(vec![
+            ("id", PickleValue::Str("1abc_A".into())),
+            ("primary", PickleValue::Str("MK".into())),
+            ("tertiary", f32_array(vec![2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])),
+            (
+                "valid_mask",
+                PickleValue::List(vec![PickleValue::Bool(true), PickleValue::Bool(false)]),
+            ),
+        ]);
+        let items = convert(&value, 0, "t:0");
+        let SourceItem::Record(r) = &items[0] else {
+            panic!("{items:?}")
+        };
+        assert_eq!(r.ca_coords, Some(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
+        assert_eq!(r.resolved, Some(vec![true, false]));
+        let bad = dict(vec![
+            ("primary", PickleValue::Str("MKT".into())),
+            ("tertiary", f32_array(vec![2, 3], &[0.0; 6])),
+        ]);
+        assert!(
+            matches!(&convert(&bad, 1, "t:1")[0], SourceItem::Rejected(r) if r.kind == "length_mismatch")
+        );
+    }
+
+    #[test]
+    fn tape_secondary_structure_layout() {
+        let ss8: Vec<PickleValue> = [1, 1, 4, 7, 6].iter().map(|i| PickleValue::Int(*i)).collect();
+        let value = dict(vec![
+            ("primary", PickleValue::Str("MKTAY".into())),
+            ("ss8", PickleValue::List(ss8)),
+        ]);
+        let items = convert(&value, 3, "t:3");
+        let SourceItem::Record(r) = &items[0] else {
+            panic!("{items:?}")
+        };
+        assert_eq!(r.id, "3");
+        assert_eq!(r.ss8.as_deref(), Some("HHE-T"));
+    }
+}
