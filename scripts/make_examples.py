@@ -3,9 +3,9 @@
 
 - demo.fasta + demo.tsv: 40 random protein sequences with synthetic
   binding-site / PTM / metal annotations;
-- demo.proteinnet: 12 synthetic ProteinNet records whose Cα trace is an ideal
-  α-helix (3.8 Å rise per residue spread over a 2.3 Å-radius spiral) with a
-  few residues unresolved, so contacts exist.
+- demo.proteinnet: 12 synthetic ProteinNet records whose Cα trace is a
+  helical hairpin (two ideal α-helices, axes 8.5 Å apart, running in opposite
+  directions) with a few residues unresolved, so long-range contacts exist.
 
 These are made-up data for trying the tool, not biology.
 """
@@ -18,8 +18,16 @@ OUT = Path(__file__).resolve().parent.parent / "examples" / "data"
 
 
 def helix_ca(n):
-    # 100° per residue, 1.5 Å rise, 2.3 Å radius: the classic α-helix Cα trace.
-    return [(2.3 * math.cos(math.radians(100 * i)), 2.3 * math.sin(math.radians(100 * i)), 1.5 * i) for i in range(n)]
+    # 100° per residue, 1.5 Å rise, 2.3 Å radius: the classic α-helix Cα trace,
+    # folded back after half the residues onto a parallel axis 8.5 Å away.
+    half = n // 2
+    up = [(2.3 * math.cos(math.radians(100 * i)), 2.3 * math.sin(math.radians(100 * i)), 1.5 * i) for i in range(half)]
+    top = 1.5 * (half - 1)
+    down = [
+        (8.5 + 2.3 * math.cos(math.radians(100 * k)), 2.3 * math.sin(math.radians(100 * k)), top - 1.5 * k)
+        for k in range(n - half)
+    ]
+    return up + down
 
 
 def main():
