@@ -26,6 +26,30 @@ enum Command {
         #[command(subcommand)]
         command: DatasetCommand,
     },
+    /// Write one sequence's attention as a float32 .npy of shape [layers, heads, L, L].
+    Attention(AttentionArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct AttentionArgs {
+    /// Model directory or object-store URL (Hugging Face layout).
+    #[arg(long)]
+    model: String,
+    /// Protein sequence (one-letter codes).
+    #[arg(long)]
+    sequence: String,
+    /// Output .npy file.
+    #[arg(long)]
+    out: PathBuf,
+    /// Keep the rows and columns of special tokens.
+    #[arg(long)]
+    keep_special: bool,
+    /// cpu or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Maximum tokens, special tokens included (longer sequences are truncated).
+    #[arg(long, default_value_t = 512)]
+    max_len: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -111,6 +135,52 @@ async fn run_ingest(args: IngestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn run_attention(args: AttentionArgs) -> anyhow::Result<()> {
+    let sequence: String = args
+        .sequence
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    if sequence.is_empty() {
+        anyhow::bail!("--sequence is empty");
+    }
+    if let Some((i, c)) = sequence
+        .chars()
+        .enumerate()
+        .find(|(_, c)| !headscan_proto::features::is_sequence_letter(*c))
+    {
+        anyhow::bail!(
+            "--sequence: {c:?} at position {} is not an amino-acid letter",
+            i + 1
+        );
+    }
+    let device = headscan_worker::attention::parse_device(&args.device)?;
+    let dir = headscan_worker::fetch::resolve_model(&args.model)
+        .await
+        .with_context(|| format!("cannot fetch model {}", args.model))?;
+    let model = headscan_worker::models::load_model(&dir, &device)
+        .with_context(|| format!("cannot load model {}", dir.display()))?;
+    let dense = headscan_worker::attention::sequence_attention(
+        &model,
+        &sequence,
+        args.max_len,
+        args.keep_special,
+        &device,
+    )?;
+    if dense.residues < sequence.len() {
+        tracing::warn!(
+            kept = dense.residues,
+            of = sequence.len(),
+            "sequence truncated to the token limit"
+        );
+    }
+    headscan_worker::npy::write_f32(&args.out, &dense.shape, &dense.values)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    tracing::info!(shape = ?dense.shape, out = %args.out.display(), "attention written");
+    Ok(())
+}
+
 async fn run_inspect(url: &str, json: bool, rule: ContactRule) -> anyhow::Result<()> {
     let summary = inspect::inspect(url, &rule)
         .await
@@ -151,6 +221,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ingest(args) => run_ingest(args).await,
+        Command::Attention(args) => run_attention(args).await,
         Command::Dataset {
             command:
                 DatasetCommand::Inspect {

@@ -1,14 +1,30 @@
 //! headscan's worker: runs protein language models on candle and turns their
 //! attention into per-head partial counts.
 //!
-//! This crate will own the model families (BERT, ALBERT, XLNet, ESM, T5
-//! encoder), their tokenizers, batching and on-device accumulation. It must
-//! not plan or schedule work, nor parse input formats: it reads canonical
-//! records (`headscan-proto`) and reports `PartialCounts`.
+//! Overview:
+//! - [`models`]: one file per model family (BERT incl. TAPE, ALBERT, XLNet,
+//!   ESM-2/ESM-1b, T5 encoder), each returning per-layer attention
+//!   probabilities `[batch, heads, T, T]` equal to Hugging Face transformers
+//!   with `output_attentions=True`;
+//! - [`weights`]: `config.json` + safetensors (sharded too) or `pytorch_model.bin`;
+//! - [`tokenizer`]: each model's own tokenisation of protein sequences;
+//! - [`npy`]: `.npy` output of attention tensors.
 //!
-//! ```
-//! assert_eq!(headscan_worker::CRATE, "headscan-worker");
+//! It must not plan or schedule work, nor parse input formats: it reads
+//! canonical records (`headscan-proto`) and reports counts.
+//!
+//! ```no_run
+//! use headscan_worker::models::load_model;
+//! let model = load_model(std::path::Path::new("models/prot_bert"), &candle_core::Device::Cpu)?;
+//! let input = model.tokenizer.batch(&[model.tokenizer.encode("MKTAYIAKQR", 512)], &candle_core::Device::Cpu)?;
+//! let out = model.model.forward(&input, false)?;
+//! assert_eq!(out.attentions.len(), model.model.n_layers());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-/// The crate's name, for version reporting.
-pub const CRATE: &str = "headscan-worker";
+pub mod attention;
+pub mod fetch;
+pub mod models;
+pub mod npy;
+pub mod tokenizer;
+pub mod weights;

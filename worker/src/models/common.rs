@@ -1,0 +1,67 @@
+//! Pieces every family shares: attention masks, activations, softmax.
+
+use candle_core::{DType, Result, Tensor};
+
+/// Additive key mask `[batch, 1, 1, T]`: 0 for real tokens, `f32::MIN` for
+/// padding, as transformers builds it (`(1 - mask) * finfo(float32).min`).
+pub fn additive_key_mask(attention_mask: &Tensor) -> Result<Tensor> {
+    let (b, t) = attention_mask.dims2()?;
+    let mask = attention_mask.to_dtype(DType::F32)?;
+    let inverted = mask.affine(-1.0, 1.0)?;
+    inverted.affine(f32::MIN as f64, 0.0)?.reshape((b, 1, 1, t))
+}
+
+/// Hidden-layer activations by their config.json names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// Exact GELU (`gelu`): x·Φ(x) with erf.
+    Gelu,
+    /// Tanh-approximated GELU (`gelu_new`, `gelu_pytorch_tanh`, `gelu_fast`).
+    GeluTanh,
+    /// ReLU.
+    Relu,
+    /// SiLU / swish.
+    Silu,
+}
+
+impl Activation {
+    /// Parses a `hidden_act` value.
+    pub fn from_name(name: &str) -> Result<Self> {
+        Ok(match name {
+            "gelu" => Activation::Gelu,
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
+            "relu" => Activation::Relu,
+            "silu" | "swish" => Activation::Silu,
+            other => candle_core::bail!("unsupported hidden_act `{other}`"),
+        })
+    }
+
+    /// Applies the activation.
+    pub fn apply(self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Activation::Gelu => x.gelu_erf(),
+            Activation::GeluTanh => x.gelu(),
+            Activation::Relu => x.relu(),
+            Activation::Silu => x.silu(),
+        }
+    }
+}
+
+/// Softmax over the last dimension.
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    candle_nn::ops::softmax_last_dim(x)
+}
+
+/// Splits `[batch, T, heads·d]` into `[batch, heads, T, d]`.
+pub fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
+    let (b, t, hd) = x.dims3()?;
+    x.reshape((b, t, heads, hd / heads))?
+        .transpose(1, 2)?
+        .contiguous()
+}
+
+/// Merges `[batch, heads, T, d]` back into `[batch, T, heads·d]`.
+pub fn merge_heads(x: &Tensor) -> Result<Tensor> {
+    let (b, h, t, d) = x.dims4()?;
+    x.transpose(1, 2)?.contiguous()?.reshape((b, t, h * d))
+}
