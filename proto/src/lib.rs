@@ -19,6 +19,7 @@
 //! assert_eq!(ss4_class('G'), Some(headscan_proto::features::Ss4::Helix));
 //! ```
 
+pub mod counts;
 pub mod features;
 pub mod manifest;
 pub mod record;

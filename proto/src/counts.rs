@@ -1,0 +1,159 @@
+//! Partial counts: the reduction unit of an analysis job. Every shard yields
+//! one [`PartialCounts`]; the coordinator folds them in shard order with
+//! [`merge`], so the final numbers never depend on timing or worker count.
+
+use crate::pb::{FeatureCounts, HeadCounts, PartialCounts};
+
+/// Errors merging partial counts of different shapes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MergeError {
+    /// The two partials describe different models, features or null sizes.
+    #[error("cannot merge partial counts: {0}")]
+    Shape(String),
+}
+
+/// Empty counts for a model shape, a feature list and K null samples.
+pub fn empty(n_layers: u32, n_heads: u32, null_samples: u32, features: &[String]) -> PartialCounts {
+    let head = HeadCounts {
+        null_hits: vec![0; null_samples as usize],
+        null_weighted_hits: vec![0.0; null_samples as usize],
+        ..Default::default()
+    };
+    PartialCounts {
+        n_layers,
+        n_heads,
+        null_samples,
+        sequences: 0,
+        residues: 0,
+        features: features
+            .iter()
+            .map(|f| FeatureCounts {
+                feature: f.clone(),
+                background_hits: 0,
+                background_total: 0,
+                heads: vec![head.clone(); (n_layers * n_heads) as usize],
+            })
+            .collect(),
+    }
+}
+
+/// Adds `other` into `into` (counts add exactly; sums add in call order).
+pub fn merge(into: &mut PartialCounts, other: &PartialCounts) -> Result<(), MergeError> {
+    if (into.n_layers, into.n_heads, into.null_samples) != (other.n_layers, other.n_heads, other.null_samples)
+    {
+        return Err(MergeError::Shape(format!(
+            "{}x{} heads with {} null samples vs {}x{} with {}",
+            into.n_layers, into.n_heads, into.null_samples, other.n_layers, other.n_heads, other.null_samples
+        )));
+    }
+    let names = |p: &PartialCounts| p.features.iter().map(|f| f.feature.clone()).collect::<Vec<_>>();
+    if names(into) != names(other) {
+        return Err(MergeError::Shape(format!(
+            "features {:?} vs {:?}",
+            names(into),
+            names(other)
+        )));
+    }
+    into.sequences += other.sequences;
+    into.residues += other.residues;
+    for (a, b) in into.features.iter_mut().zip(&other.features) {
+        if a.heads.len() != b.heads.len() {
+            return Err(MergeError::Shape(format!(
+                "feature {} has {} vs {} heads",
+                a.feature,
+                a.heads.len(),
+                b.heads.len()
+            )));
+        }
+        a.background_hits += b.background_hits;
+        a.background_total += b.background_total;
+        for (x, y) in a.heads.iter_mut().zip(&b.heads) {
+            if x.null_hits.len() != y.null_hits.len()
+                || x.null_weighted_hits.len() != y.null_weighted_hits.len()
+            {
+                return Err(MergeError::Shape(format!(
+                    "feature {}: null sample counts differ",
+                    a.feature
+                )));
+            }
+            x.arcs += y.arcs;
+            x.hits += y.hits;
+            x.attn_mass += y.attn_mass;
+            x.weighted_hits += y.weighted_hits;
+            x.null_exact_mean += y.null_exact_mean;
+            x.null_exact_var += y.null_exact_var;
+            x.null_hits
+                .iter_mut()
+                .zip(&y.null_hits)
+                .for_each(|(p, q)| *p += q);
+            x.null_weighted_hits
+                .iter_mut()
+                .zip(&y.null_weighted_hits)
+                .for_each(|(p, q)| *p += q);
+        }
+    }
+    Ok(())
+}
+
+/// Folds partials in the order given (shard order) into one.
+pub fn fold<'a>(
+    mut partials: impl Iterator<Item = &'a PartialCounts>,
+) -> Result<Option<PartialCounts>, MergeError> {
+    let Some(first) = partials.next() else {
+        return Ok(None);
+    };
+    let mut total = first.clone();
+    for p in partials {
+        merge(&mut total, p)?;
+    }
+    Ok(Some(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(seed: u64) -> PartialCounts {
+        let mut p = empty(2, 3, 4, &["contact".into(), "aa:K".into()]);
+        p.sequences = seed;
+        p.residues = 10 * seed;
+        for (k, f) in p.features.iter_mut().enumerate() {
+            f.background_hits = seed + k as u64;
+            f.background_total = 100 * seed;
+            for (h, head) in f.heads.iter_mut().enumerate() {
+                head.arcs = seed * 7 + h as u64;
+                head.hits = seed * 3 + k as u64;
+                head.attn_mass = 0.25 * seed as f64;
+                head.weighted_hits = 0.125 * seed as f64 + h as f64;
+                head.null_hits = vec![seed, seed + 1, seed + 2, h as u64];
+                head.null_weighted_hits = vec![0.5 * seed as f64; 4];
+                head.null_exact_mean = 1.5 * seed as f64;
+                head.null_exact_var = 0.5;
+            }
+        }
+        p
+    }
+
+    #[test]
+    fn merging_adds_and_is_associative_for_counts() {
+        let (a, b, c) = (sample(1), sample(2), sample(5));
+        let left = fold([&a, &b, &c].into_iter()).unwrap().unwrap();
+        let mut bc = b.clone();
+        merge(&mut bc, &c).unwrap();
+        let right = fold([&a, &bc].into_iter()).unwrap().unwrap();
+        assert_eq!(left, right, "dyadic sums are exact, so both groupings agree");
+        assert_eq!(left.sequences, 8);
+        assert_eq!(left.features[1].heads[2].arcs, 8 * 7 + 3 * 2);
+        assert_eq!(left.features[0].heads[0].null_hits, vec![8, 11, 14, 0]);
+    }
+
+    #[test]
+    fn shapes_must_agree() {
+        let mut a = sample(1);
+        let b = empty(2, 3, 5, &["contact".into(), "aa:K".into()]);
+        assert!(merge(&mut a, &b).is_err());
+        let c = empty(2, 3, 4, &["contact".into()]);
+        assert!(merge(&mut a, &c).is_err());
+        assert_eq!(fold(std::iter::empty()).unwrap(), None);
+    }
+}

@@ -1,0 +1,247 @@
+//! On-device accumulation of per-head counts (DESIGN §1) for one batch.
+//!
+//! For every layer, with A the attention `[B, H, T, T]`, R the residue mask
+//! (specials and padding removed, rows not renormalised), G the token-feature
+//! matrix `[B, T, F]` and C the contact map `[B, T, T]`:
+//! arcs = Σ 1[A ≥ θ]·R_i·R_j; token hits = (Σ_i 1[A ≥ θ]) · G; weighted
+//! hits = (Σ_i A) · G; contact hits = Σ 1[A ≥ θ] ⊙ C. Only `[B, H]` and
+//! `[B, H, F]` arrays come back to the host, where sequences are added in
+//! batch order with the closed-form (hypergeometric) null moments.
+
+use candle_core::{DType, Device, Tensor};
+use headscan_proto::counts;
+use headscan_proto::pb::PartialCounts;
+
+use super::features::{FeatureKind, FeatureSpec, RecordFeatures, token_features};
+use crate::tokenizer::Encoded;
+
+/// One sequence of a batch: its tokens and its feature values.
+#[derive(Debug, Clone, Copy)]
+pub struct SequenceInput<'a> {
+    /// Tokens as the model saw them (specials marked).
+    pub encoded: &'a Encoded,
+    /// Feature values over `encoded.residues` residues.
+    pub features: &'a RecordFeatures,
+}
+
+/// Accumulates the counts of a stream of batches.
+pub struct Accumulator {
+    specs: Vec<FeatureSpec>,
+    token_cols: Vec<usize>,
+    contact: Option<usize>,
+    theta: f32,
+    counts: PartialCounts,
+}
+
+/// Host copy of a `[B, H]` or `[B, H, F]` f64 tensor.
+fn host(t: &Tensor) -> candle_core::Result<Vec<f64>> {
+    t.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f64>()
+}
+
+impl Accumulator {
+    /// An accumulator for a model shape and features, threshold θ.
+    pub fn new(specs: Vec<FeatureSpec>, n_layers: usize, n_heads: usize, theta: f64) -> Self {
+        let names: Vec<String> = specs.iter().map(|f| f.name.clone()).collect();
+        let contact = specs
+            .iter()
+            .position(|f| matches!(f.kind, FeatureKind::Contact(_)));
+        Self {
+            token_cols: token_features(&specs),
+            contact,
+            theta: theta as f32,
+            counts: counts::empty(n_layers as u32, n_heads as u32, 0, &names),
+            specs,
+        }
+    }
+
+    /// The counts so far.
+    pub fn counts(&self) -> &PartialCounts {
+        &self.counts
+    }
+
+    /// The final counts.
+    pub fn into_counts(self) -> PartialCounts {
+        self.counts
+    }
+
+    /// Adds one batch: `attentions` per layer `[B, H, T, T]` for the sequences
+    /// in order (`pads_left` as the tokenizer padded them).
+    pub fn add_batch(
+        &mut self,
+        attentions: &[Tensor],
+        seqs: &[SequenceInput],
+        pads_left: bool,
+    ) -> candle_core::Result<()> {
+        let Some(first) = attentions.first() else {
+            return Ok(());
+        };
+        let device = first.device().clone();
+        let (b, h, t, _) = first.dims4()?;
+        if b != seqs.len() {
+            candle_core::bail!("batch has {b} attention rows for {} sequences", seqs.len());
+        }
+        let n_layers = self.counts.n_layers as usize;
+        let n_heads = self.counts.n_heads as usize;
+        if attentions.len() != n_layers || h != n_heads {
+            candle_core::bail!(
+                "attention has {} layers × {h} heads, expected {n_layers} × {n_heads}",
+                attentions.len()
+            );
+        }
+        let ft = self.token_cols.len();
+
+        // Host-side masks and feature matrices at token positions.
+        let mut residue_mask = vec![0f64; b * t];
+        let mut g = vec![0f64; b * t * ft];
+        let mut cmap = self.contact.map(|_| vec![0f64; b * t * t]);
+        let mut positions: Vec<Vec<usize>> = Vec::with_capacity(b);
+        for (k, s) in seqs.iter().enumerate() {
+            let offset = if pads_left { t - s.encoded.ids.len() } else { 0 };
+            let pos: Vec<usize> = (0..s.encoded.ids.len())
+                .filter(|i| !s.encoded.special[*i])
+                .map(|i| offset + i)
+                .collect();
+            let len = s.features.len.min(pos.len());
+            for (r, &p) in pos.iter().take(len).enumerate() {
+                residue_mask[k * t + p] = 1.0;
+                for c in 0..ft {
+                    g[(k * t + p) * ft + c] = s.features.token[r * ft + c];
+                }
+            }
+            if let (Some(cm), Some(c)) = (cmap.as_mut(), s.features.contact.as_ref()) {
+                let n = s.features.len;
+                for (ri, &pi) in pos.iter().take(len).enumerate() {
+                    for (rj, &pj) in pos.iter().take(len).enumerate() {
+                        cm[(k * t + pi) * t + pj] = c[ri * n + rj];
+                    }
+                }
+            }
+            positions.push(pos.into_iter().take(len).collect());
+        }
+        self.add_backgrounds(seqs);
+
+        let r = Tensor::from_vec(residue_mask, (b, t), &device)?;
+        let pair_mask = r.unsqueeze(2)?.broadcast_mul(&r.unsqueeze(1)?)?.unsqueeze(1)?; // [B,1,T,T]
+        let g = (ft > 0)
+            .then(|| Tensor::from_vec(g, (b, t, ft), &device))
+            .transpose()?;
+        let cmap = cmap
+            .map(|c| Tensor::from_vec(c, (b, t, t), &device))
+            .transpose()?;
+        let lens: Vec<f64> = positions.iter().map(|p| p.len() as f64).collect();
+        // Closed-form null for contacts: q_i = p_i (1 − p_i) / (n − 1), p_i = K_i / n.
+        let contact_rows = match &cmap {
+            Some(c) => {
+                let k_row = host(&c.sum(2)?)?; // [B, T]
+                let mut q = vec![0f64; b * t];
+                for k in 0..b {
+                    let n = lens[k];
+                    for i in 0..t {
+                        let p = if n > 0.0 { k_row[k * t + i] / n } else { 0.0 };
+                        q[k * t + i] = if n > 1.0 { p * (1.0 - p) / (n - 1.0) } else { 0.0 };
+                    }
+                }
+                Some((c.sum(2)?.unsqueeze(1)?, Tensor::from_vec(q, (b, 1, t), &device)?))
+            }
+            None => None,
+        };
+        let n_t = Tensor::from_vec(lens.clone(), (b, 1, 1), &device)?;
+
+        for (layer, a) in attentions.iter().enumerate() {
+            let thr = a
+                .ge(self.theta)?
+                .to_dtype(DType::F64)?
+                .broadcast_mul(&pair_mask)?;
+            let a64 = a.to_dtype(DType::F64)?.broadcast_mul(&pair_mask)?;
+            let arcs = host(&thr.sum((2, 3))?)?;
+            let mass = host(&a64.sum((2, 3))?)?;
+            let row_k = thr.sum(3)?; // [B,H,T]
+            let sum_k2 = host(&row_k.sqr()?.sum(2)?)?;
+            let token = match &g {
+                Some(g) => Some((host(&thr.sum(2)?.matmul(g)?)?, host(&a64.sum(2)?.matmul(g)?)?)),
+                None => None,
+            };
+            let contact = match (&cmap, &contact_rows) {
+                (Some(c), Some((k_row, q))) => {
+                    let c4 = c.unsqueeze(1)?;
+                    let hits = host(&thr.broadcast_mul(&c4)?.sum((2, 3))?)?;
+                    let weighted = host(&a64.broadcast_mul(&c4)?.sum((2, 3))?)?;
+                    let mean = host(&row_k.broadcast_mul(k_row)?.sum(2)?)?;
+                    let spread = row_k.broadcast_mul(&n_t)?.sub(&row_k.sqr()?)?;
+                    let var = host(&spread.broadcast_mul(q)?.sum(2)?)?;
+                    Some((hits, weighted, mean, var))
+                }
+                _ => None,
+            };
+            for (k, s) in seqs.iter().enumerate() {
+                let n = lens[k];
+                for head in 0..h {
+                    let bh = k * h + head;
+                    let slot = layer * h + head;
+                    for (c, &spec) in self.token_cols.iter().enumerate() {
+                        if !s.features.has[spec] {
+                            continue;
+                        }
+                        let Some((hits, weighted)) = &token else { continue };
+                        let big_k: f64 = (0..s.features.len).map(|j| s.features.token[j * ft + c]).sum();
+                        let p = if n > 0.0 { big_k / n } else { 0.0 };
+                        let hc = &mut self.counts.features[spec].heads[slot];
+                        hc.arcs += arcs[bh] as u64;
+                        hc.hits += hits[bh * ft + c] as u64;
+                        hc.attn_mass += mass[bh];
+                        hc.weighted_hits += weighted[bh * ft + c];
+                        hc.null_exact_mean += arcs[bh] * p;
+                        if n > 1.0 {
+                            hc.null_exact_var += (n * arcs[bh] - sum_k2[bh]) * p * (1.0 - p) / (n - 1.0);
+                        }
+                    }
+                    if let (Some(spec), Some((hits, weighted, mean, var))) = (self.contact, &contact)
+                        && s.features.has[spec]
+                    {
+                        let hc = &mut self.counts.features[spec].heads[slot];
+                        hc.arcs += arcs[bh] as u64;
+                        hc.hits += hits[bh] as u64;
+                        hc.attn_mass += mass[bh];
+                        hc.weighted_hits += weighted[bh];
+                        hc.null_exact_mean += mean[bh];
+                        hc.null_exact_var += var[bh];
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Background counts and sequence/residue totals (independent of attention).
+    fn add_backgrounds(&mut self, seqs: &[SequenceInput]) {
+        let ft = self.token_cols.len();
+        for s in seqs {
+            self.counts.sequences += 1;
+            self.counts.residues += s.features.len as u64;
+            for (c, &spec) in self.token_cols.iter().enumerate() {
+                if s.features.has[spec] {
+                    let f = &mut self.counts.features[spec];
+                    for j in 0..s.features.len {
+                        f.background_hits += s.features.token[j * ft + c] as u64;
+                        f.background_total += s.features.token_valid[j * ft + c] as u64;
+                    }
+                }
+            }
+            if let (Some(spec), Some(c), Some(v)) = (
+                self.contact,
+                s.features.contact.as_ref(),
+                s.features.contact_valid.as_ref(),
+            ) && s.features.has[spec]
+            {
+                let f = &mut self.counts.features[spec];
+                f.background_hits += c.iter().sum::<f64>() as u64;
+                f.background_total += v.iter().sum::<f64>() as u64;
+            }
+        }
+    }
+
+    /// The features, in output order.
+    pub fn specs(&self) -> &[FeatureSpec] {
+        &self.specs
+    }
+}
