@@ -1,0 +1,169 @@
+//! The HTML report of a job: `report/index.html` with PNG and SVG figures
+//! beside it (DESIGN §4).
+//!
+//! Per feature: `heatmap_<stem>` (percent proportion per head, layers as rows
+//! with layer 1 on top, excluded heads hatched, layer-max bars beside it, as
+//! provis Figure 2/3), `top_heads_<stem>` (top heads with CI error bars and the
+//! background rate) and `layers_<stem>` (mean proportion per layer with the
+//! centre of gravity), each as `.svg` and `.png`; plus `aa_similarity` when
+//! amino-acid similarity rows exist. `<stem>` is the feature name made safe
+//! for file names (`ss4:helix` → `ss4-helix`). Each figure is drawn once into
+//! a small vector scene and rendered to both formats; PNG text uses a
+//! built-in bitmap font. Output is deterministic: the same results give the
+//! same bytes.
+
+use std::path::{Path, PathBuf};
+
+use crate::stats::AnalysisResults;
+
+mod figures;
+mod font;
+mod html;
+mod png;
+mod scene;
+mod svg;
+#[cfg(test)]
+mod tests;
+
+/// What the report says about the run besides the numbers.
+#[derive(Debug, Clone, Default)]
+pub struct ReportContext {
+    /// Title line (model and dataset).
+    pub title: String,
+    /// Free-form notes shown at the top (e.g. "random model: background-level alignment expected").
+    pub notes: Vec<String>,
+    /// Attention threshold θ.
+    pub threshold: f64,
+    /// min_arcs used for exclusion.
+    pub min_arcs: u64,
+}
+
+/// Errors writing the report.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// Writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// File.
+        path: String,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// Writes `index.html` and its figures into `dir`; returns the files written.
+pub fn write_report(
+    results: &AnalysisResults,
+    context: &ReportContext,
+    dir: &Path,
+) -> Result<Vec<PathBuf>, ReportError> {
+    std::fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
+    let views = figures::feature_views(results);
+    let stems = unique_stems(views.iter().map(|v| v.name.as_str()));
+    let mut written = Vec::new();
+    let mut sections = Vec::new();
+    for (view, stem) in views.iter().zip(stems) {
+        let scenes = [
+            figures::heatmap(view, context),
+            figures::top_heads(view),
+            figures::layer_profile(view),
+        ];
+        for ((kind, _), scene) in html::FEATURE_FIGURES.iter().zip(&scenes) {
+            write_figure(dir, kind, &stem, scene, &mut written)?;
+        }
+        sections.push(html::FeatureSection { view, stem });
+    }
+    let aa = figures::aa_similarity(results);
+    if let Some(scene) = &aa {
+        write_figure(dir, html::AA_FIGURE, "", scene, &mut written)?;
+    }
+    let index = html::index(results, context, &sections, aa.is_some());
+    write_file(&dir.join("index.html"), index.as_bytes(), &mut written)?;
+    written.sort();
+    Ok(written)
+}
+
+/// Writes one figure as `<kind>_<stem>.svg` and `.png`.
+fn write_figure(
+    dir: &Path,
+    kind: &str,
+    stem: &str,
+    scene: &scene::Scene,
+    written: &mut Vec<PathBuf>,
+) -> Result<(), ReportError> {
+    let svg_path = dir.join(html::figure_file(kind, stem, "svg"));
+    write_file(&svg_path, svg::render(scene).as_bytes(), written)?;
+    let png_path = dir.join(html::figure_file(kind, stem, "png"));
+    let bytes = png::render(scene).map_err(|source| io_error(&png_path, source))?;
+    write_file(&png_path, &bytes, written)
+}
+
+/// Writes one file and records it.
+fn write_file(path: &Path, bytes: &[u8], written: &mut Vec<PathBuf>) -> Result<(), ReportError> {
+    std::fs::write(path, bytes).map_err(|source| io_error(path, source))?;
+    written.push(path.to_path_buf());
+    Ok(())
+}
+
+/// A [`ReportError::Io`] naming `path`.
+fn io_error(path: &Path, source: std::io::Error) -> ReportError {
+    ReportError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Longest stem taken from a feature name before a hash is appended.
+const MAX_STEM: usize = 64;
+
+/// The feature name made safe for file names: ASCII letters, digits, `_`, `-` and `.` are kept
+/// (a leading `.` is not), `:` becomes `-`, anything else `_`; at most [`MAX_STEM`] characters.
+fn safe_stem(feature: &str) -> String {
+    let mut stem: String = feature
+        .chars()
+        .map(|c| match c {
+            c if c.is_ascii_alphanumeric() || c == '_' || c == '-' => c,
+            '.' => '.',
+            ':' => '-',
+            _ => '_',
+        })
+        .take(MAX_STEM)
+        .collect();
+    if stem.starts_with('.') {
+        stem.replace_range(0..1, "_");
+    }
+    if stem.is_empty() {
+        "feature".to_string()
+    } else {
+        stem
+    }
+}
+
+/// FNV-1a (32-bit) of a string: a stable disambiguator for colliding stems.
+fn fnv1a(text: &str) -> u32 {
+    text.bytes()
+        .fold(0x811c_9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193))
+}
+
+/// Safe, distinct stems for the features in order: when a name maps to a stem already taken
+/// (ignoring case, for case-insensitive file systems), it gets `-<fnv1a hex>` appended
+/// (then `-2`, `-3`, … if still taken).
+fn unique_stems<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut taken: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for name in names {
+        let base = safe_stem(name);
+        let mut stem = base.clone();
+        if taken.contains(&stem.to_ascii_lowercase()) {
+            stem = format!("{base}-{:08x}", fnv1a(name));
+            let mut k = 2u32;
+            while taken.contains(&stem.to_ascii_lowercase()) {
+                stem = format!("{base}-{:08x}-{k}", fnv1a(name));
+                k += 1;
+            }
+        }
+        taken.push(stem.to_ascii_lowercase());
+        out.push(stem);
+    }
+    out
+}
