@@ -9,6 +9,8 @@ use headscan_coordinator::ingest::{self, Format, IngestOptions};
 use headscan_coordinator::inspect;
 use headscan_proto::features::ContactRule;
 
+mod run;
+
 /// What do the attention heads of protein language models know about structure and function?
 #[derive(Debug, Parser)]
 #[command(name = "headscan", version, about)]
@@ -26,6 +28,8 @@ enum Command {
         #[command(subcommand)]
         command: DatasetCommand,
     },
+    /// Analyse model × dataset × features end to end and write tables and a report.
+    Run(run::RunArgs),
     /// Write one sequence's attention as a float32 .npy of shape [layers, heads, L, L].
     Attention(AttentionArgs),
 }
@@ -106,6 +110,7 @@ fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
@@ -222,6 +227,10 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Ingest(args) => run_ingest(args).await,
         Command::Attention(args) => run_attention(args).await,
+        Command::Run(args) => match args.into_config() {
+            Ok(cfg) => run::run(cfg, std::io::stderr().is_terminal()).await,
+            Err(e) => Err(e),
+        },
         Command::Dataset {
             command:
                 DatasetCommand::Inspect {

@@ -22,6 +22,10 @@
 //! # Ok(()) }
 //! ```
 
+pub mod config;
 pub mod dataset;
 pub mod ingest;
 pub mod inspect;
+pub mod outputs;
+pub mod report;
+pub mod stats;

@@ -27,5 +27,6 @@ pub mod attention;
 pub mod fetch;
 pub mod models;
 pub mod npy;
+pub mod shard;
 pub mod tokenizer;
 pub mod weights;

@@ -291,7 +291,6 @@ mod tests {
     /// Minimal protocol-3 pickle of a dict of str / int / list[int] values.
     enum Val<'a> {
         Str(&'a str),
-        Int(i32),
         Ints(&'a [i32]),
     }
 
@@ -306,10 +305,6 @@ mod tests {
             text(&mut out, k);
             match v {
                 Val::Str(s) => text(&mut out, s),
-                Val::Int(i) => {
-                    out.push(b'J');
-                    out.extend(i.to_le_bytes());
-                }
                 Val::Ints(list) => {
                     out.extend([b']', b'(']);
                     for i in *list {

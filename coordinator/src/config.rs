@@ -1,0 +1,182 @@
+//! Job configuration (`--config FILE.toml`): the run flags of DESIGN §6 as a
+//! TOML file; unknown keys are errors that name them.
+
+use serde::{Deserialize, Serialize};
+
+/// Errors reading a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("{path}: {reason}")]
+    Read {
+        /// File.
+        path: String,
+        /// Problem.
+        reason: String,
+    },
+    /// The TOML is invalid or has an unknown key.
+    #[error("{path}: {reason}")]
+    Parse {
+        /// File.
+        path: String,
+        /// Problem (names an unknown key).
+        reason: String,
+    },
+    /// A required setting is missing or out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Contact rule settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContactConfig {
+    /// Cα–Cα distance threshold, Å (strict).
+    pub distance: f32,
+    /// Minimum |i − j|.
+    pub min_separation: usize,
+}
+
+impl Default for ContactConfig {
+    fn default() -> Self {
+        Self {
+            distance: 8.0,
+            min_separation: 6,
+        }
+    }
+}
+
+/// One analysis job: model × dataset × features.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Model directory or object-store URL.
+    pub model: Option<String>,
+    /// Dataset URL (published by `headscan ingest`).
+    pub dataset: Option<String>,
+    /// Features: contact, ss4, binding_site, ptm, aa, site:<name> (and single classes).
+    pub features: Vec<String>,
+    /// Attention threshold θ.
+    pub threshold: f64,
+    /// Maximum tokens per sequence, specials included.
+    pub max_len: usize,
+    /// Heads with fewer arcs are excluded from statistics.
+    pub min_arcs: u64,
+    /// Null-model samples per head (Monte Carlo).
+    pub null_samples: u32,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Use at most this many sequences (0 = all), in dataset order.
+    pub limit: u64,
+    /// Output URL.
+    pub out: Option<String>,
+    /// Shards processed in parallel.
+    pub workers: usize,
+    /// cpu or cuda:N.
+    pub device: String,
+    /// Sequences per forward pass.
+    pub batch_size: usize,
+    /// Heads listed per feature in the summary.
+    pub top_k: usize,
+    /// Contact rule.
+    pub contact: ContactConfig,
+    /// Notes shown at the top of the report.
+    pub notes: Vec<String>,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            model: None,
+            dataset: None,
+            features: vec!["contact".into()],
+            threshold: 0.3,
+            max_len: 512,
+            min_arcs: 100,
+            null_samples: 0,
+            seed: 0,
+            limit: 0,
+            out: None,
+            workers: 1,
+            device: "cpu".into(),
+            batch_size: 8,
+            top_k: 10,
+            contact: ContactConfig::default(),
+            notes: Vec::new(),
+        }
+    }
+}
+
+impl RunConfig {
+    /// Parses a TOML configuration.
+    pub fn from_toml(text: &str, path: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Reads a TOML configuration file.
+    pub fn read(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Checks required settings and ranges.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let need = |v: &Option<String>, name: &str| {
+            v.as_ref()
+                .filter(|s| !s.is_empty())
+                .map(|_| ())
+                .ok_or_else(|| ConfigError::Invalid(format!("`{name}` is required (config key or --{name})")))
+        };
+        need(&self.model, "model")?;
+        need(&self.dataset, "dataset")?;
+        need(&self.out, "out")?;
+        if self.features.is_empty() {
+            return Err(ConfigError::Invalid("`features` is empty".into()));
+        }
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return Err(ConfigError::Invalid(format!(
+                "`threshold` {} is outside [0, 1]",
+                self.threshold
+            )));
+        }
+        if self.max_len < 3 {
+            return Err(ConfigError::Invalid("`max_len` must be at least 3".into()));
+        }
+        if self.workers == 0 || self.batch_size == 0 {
+            return Err(ConfigError::Invalid(
+                "`workers` and `batch_size` must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = RunConfig::from_toml("model = \"m\"\nthreshhold = 0.2\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("threshhold"), "{err}");
+        let err = RunConfig::from_toml("[contact]\ndistnce = 7.0\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("distnce"), "{err}");
+    }
+
+    #[test]
+    fn defaults_follow_the_paper() {
+        let c = RunConfig::from_toml("", "x.toml").unwrap();
+        assert_eq!((c.threshold, c.max_len, c.min_arcs), (0.3, 512, 100));
+        assert!(c.validate().is_err(), "model, dataset and out are required");
+    }
+}
