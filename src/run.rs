@@ -36,11 +36,6 @@ pub async fn run(cfg: RunConfig, progress_bar: bool) -> anyhow::Result<()> {
     // Everything that can be checked before model work is checked first.
     let dataset = Dataset::open(&dataset_url).await?;
     check_coverage(&specs, &dataset.manifest.columns).with_context(|| format!("dataset {dataset_url}"))?;
-    if cfg.null_samples > 0 {
-        bail!(
-            "null_samples > 0: Monte Carlo null samples are not available yet; use 0 (the closed-form null is always reported)"
-        );
-    }
     let device = headscan_worker::attention::parse_device(&cfg.device)?;
     let model_dir = headscan_worker::fetch::resolve_model(&model_url).await?;
     let model = headscan_worker::models::load_model(&model_dir, &device)
@@ -50,6 +45,8 @@ pub async fn run(cfg: RunConfig, progress_bar: bool) -> anyhow::Result<()> {
         threshold: cfg.threshold,
         max_len: cfg.max_len,
         batch_size: cfg.batch_size,
+        null_samples: cfg.null_samples,
+        seed: cfg.seed,
     };
 
     // Plan: one task per shard, with the records each may use under --limit.

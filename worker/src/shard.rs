@@ -7,6 +7,7 @@ use headscan_proto::record::ProteinRecord;
 
 use crate::analysis::accumulate::{Accumulator, SequenceInput};
 use crate::analysis::features::{FeatureSpec, record_features};
+use crate::analysis::null::sequence_key;
 use crate::models::{LoadedModel, ModelError};
 
 /// What to compute over a set of records.
@@ -20,6 +21,10 @@ pub struct AnalysisSpec {
     pub max_len: usize,
     /// Sequences per forward pass.
     pub batch_size: usize,
+    /// Monte Carlo null samples per head.
+    pub null_samples: u32,
+    /// Seed of the null draws.
+    pub seed: u64,
 }
 
 /// Runs the model over `records` in batches (record order) and returns their counts.
@@ -37,6 +42,8 @@ pub fn process_records(
         model.model.n_layers(),
         model.model.n_heads(),
         spec.threshold,
+        spec.null_samples,
+        spec.seed,
     );
     for chunk in records.chunks(spec.batch_size.max(1)) {
         let encoded: Vec<_> = chunk
@@ -53,9 +60,11 @@ pub fn process_records(
         let seqs: Vec<SequenceInput> = encoded
             .iter()
             .zip(&features)
-            .map(|(e, f)| SequenceInput {
+            .zip(chunk)
+            .map(|((e, f), r)| SequenceInput {
                 encoded: e,
                 features: f,
+                key: sequence_key(&r.id),
             })
             .collect();
         acc.add_batch(&out.attentions, &seqs, model.tokenizer.pads_left())?;

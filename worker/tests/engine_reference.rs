@@ -179,10 +179,36 @@ fn run_engine(
     pads_left: bool,
     batch: usize,
 ) -> PartialCounts {
-    let mut acc = Accumulator::new(specs.to_vec(), layers, heads, THETA);
+    run_engine_null(
+        specs,
+        features,
+        encoded,
+        attn,
+        (layers, heads, t),
+        pads_left,
+        batch,
+        0..encoded.len(),
+        0,
+    )
+}
+
+/// The engine over records `range` only (a shard), with `k` null samples.
+#[allow(clippy::too_many_arguments)]
+fn run_engine_null(
+    specs: &[FeatureSpec],
+    features: &[RecordFeatures],
+    encoded: &[Encoded],
+    attn: &[Vec<f32>],
+    (layers, heads, t): (usize, usize, usize),
+    pads_left: bool,
+    batch: usize,
+    range: std::ops::Range<usize>,
+    k: u32,
+) -> PartialCounts {
+    let mut acc = Accumulator::new(specs.to_vec(), layers, heads, THETA, k, 2024);
     let b_all = encoded.len();
-    for start in (0..b_all).step_by(batch) {
-        let end = (start + batch).min(b_all);
+    for start in range.clone().step_by(batch) {
+        let end = (start + batch).min(range.end);
         // Slice the batch out of the full [B, H, T, T] tensors.
         let tensors: Vec<Tensor> = attn
             .iter()
@@ -197,6 +223,7 @@ fn run_engine(
             .map(|k| SequenceInput {
                 encoded: &encoded[k],
                 features: &features[k],
+                key: k as u64 * 7919,
             })
             .collect();
         acc.add_batch(&tensors, &seqs, pads_left).unwrap();
@@ -301,4 +328,89 @@ fn engine_matches_naive_loops() {
         let aa = specs.iter().position(|s| s.name == "aa:A").unwrap();
         assert!(reference.features[ptm].heads[0].arcs < reference.features[aa].heads[0].arcs);
     }
+}
+
+#[test]
+fn null_samples_match_the_closed_form_and_ignore_batching_and_sharding() {
+    let mut rng = Rng(0x2545F4914F6CDD1D);
+    let specs = expand(
+        &["contact".into(), "binding_site".into(), "aa:L".into()],
+        ContactRule::default(),
+    )
+    .unwrap();
+    let (layers, heads) = (2, 3);
+    let records: Vec<ProteinRecord> = (0..32).map(|k| random_record(&mut rng, k)).collect();
+    let encoded: Vec<Encoded> = records.iter().map(|r| encode(r.len(), 24, (1, 1))).collect();
+    let t = encoded.iter().map(|e| e.ids.len()).max().unwrap();
+    let attn = random_attention(&mut rng, layers, records.len(), heads, t);
+    let features: Vec<RecordFeatures> = records
+        .iter()
+        .zip(&encoded)
+        .map(|(r, e)| record_features(r, &specs, e.residues))
+        .collect();
+    let dims = (layers, heads, t);
+    let k = 400;
+    let whole = run_engine_null(&specs, &features, &encoded, &attn, dims, false, 32, 0..32, k);
+    // Batch sizes 1, 7 and 32 give identical results, null samples included.
+    for batch in [1, 7] {
+        assert_eq!(
+            run_engine_null(&specs, &features, &encoded, &attn, dims, false, batch, 0..32, k),
+            whole
+        );
+    }
+    // 4 shards folded in order equal 1 shard.
+    let shards: Vec<PartialCounts> = (0..4)
+        .map(|s| {
+            run_engine_null(
+                &specs,
+                &features,
+                &encoded,
+                &attn,
+                dims,
+                false,
+                5,
+                8 * s..8 * (s + 1),
+                k,
+            )
+        })
+        .collect();
+    let folded = headscan_proto::counts::fold(shards.iter()).unwrap().unwrap();
+    for (a, b) in folded.features.iter().zip(&whole.features) {
+        for (x, y) in a.heads.iter().zip(&b.heads) {
+            assert_eq!((x.arcs, x.hits, &x.null_hits), (y.arcs, y.hits, &y.null_hits));
+            assert!((x.null_exact_mean - y.null_exact_mean).abs() < 1e-9);
+        }
+    }
+    // Monte Carlo mean within 3 standard errors of the closed-form mean.
+    let mut checked = 0;
+    for f in &whole.features {
+        for h in &f.heads {
+            if h.arcs == 0 {
+                continue;
+            }
+            let mean = h.null_hits.iter().sum::<u64>() as f64 / k as f64;
+            let se = (h.null_exact_var / k as f64).sqrt();
+            assert!(
+                (mean - h.null_exact_mean).abs() <= 3.0 * se + 1e-9,
+                "{}: MC {mean} vs exact {} (se {se})",
+                f.feature,
+                h.null_exact_mean
+            );
+            // The MC variance agrees with the closed form too (loosely).
+            let var = h
+                .null_hits
+                .iter()
+                .map(|x| (*x as f64 - mean).powi(2))
+                .sum::<f64>()
+                / (k as f64 - 1.0);
+            assert!(
+                (var / h.null_exact_var - 1.0).abs() < 0.35,
+                "{}: var {var} vs {}",
+                f.feature,
+                h.null_exact_var
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 3 * layers * heads);
 }

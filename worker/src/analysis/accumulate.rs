@@ -13,6 +13,7 @@ use headscan_proto::counts;
 use headscan_proto::pb::PartialCounts;
 
 use super::features::{FeatureKind, FeatureSpec, RecordFeatures, token_features};
+use super::null::NullStream;
 use crate::tokenizer::Encoded;
 
 /// One sequence of a batch: its tokens and its feature values.
@@ -22,6 +23,8 @@ pub struct SequenceInput<'a> {
     pub encoded: &'a Encoded,
     /// Feature values over `encoded.residues` residues.
     pub features: &'a RecordFeatures,
+    /// Stable key of the record (seeds its null draws), see [`super::null::sequence_key`].
+    pub key: u64,
 }
 
 /// Accumulates the counts of a stream of batches.
@@ -30,6 +33,7 @@ pub struct Accumulator {
     token_cols: Vec<usize>,
     contact: Option<usize>,
     theta: f32,
+    seed: u64,
     counts: PartialCounts,
 }
 
@@ -39,17 +43,34 @@ fn host(t: &Tensor) -> candle_core::Result<Vec<f64>> {
 }
 
 impl Accumulator {
-    /// An accumulator for a model shape and features, threshold θ.
-    pub fn new(specs: Vec<FeatureSpec>, n_layers: usize, n_heads: usize, theta: f64) -> Self {
+    /// An accumulator for a model shape and features, threshold θ, with
+    /// `null_samples` Monte Carlo null samples per head drawn from `seed`.
+    /// (Null weighted hits are not sampled — that needs whole rows on the
+    /// host — so `null_weighted_hits` stays empty.)
+    pub fn new(
+        specs: Vec<FeatureSpec>,
+        n_layers: usize,
+        n_heads: usize,
+        theta: f64,
+        null_samples: u32,
+        seed: u64,
+    ) -> Self {
         let names: Vec<String> = specs.iter().map(|f| f.name.clone()).collect();
         let contact = specs
             .iter()
             .position(|f| matches!(f.kind, FeatureKind::Contact(_)));
+        let mut counts = counts::empty(n_layers as u32, n_heads as u32, null_samples, &names);
+        counts
+            .features
+            .iter_mut()
+            .flat_map(|f| f.heads.iter_mut())
+            .for_each(|h| h.null_weighted_hits.clear());
         Self {
             token_cols: token_features(&specs),
             contact,
             theta: theta as f32,
-            counts: counts::empty(n_layers as u32, n_heads as u32, 0, &names),
+            seed,
+            counts,
             specs,
         }
     }
@@ -129,19 +150,25 @@ impl Accumulator {
             .map(|c| Tensor::from_vec(c, (b, t, t), &device))
             .transpose()?;
         let lens: Vec<f64> = positions.iter().map(|p| p.len() as f64).collect();
-        // Closed-form null for contacts: q_i = p_i (1 − p_i) / (n − 1), p_i = K_i / n.
+        // Closed-form null for contacts: mean Σ_i k_i p_i, var Σ_i k_i (n − k_i) q_i with
+        // p_i = K_i / n, q_i = p_i (1 − p_i) / (n − 1) (hypergeometric rows).
         let contact_rows = match &cmap {
             Some(c) => {
                 let k_row = host(&c.sum(2)?)?; // [B, T]
+                let mut p_row = vec![0f64; b * t];
                 let mut q = vec![0f64; b * t];
                 for k in 0..b {
                     let n = lens[k];
                     for i in 0..t {
                         let p = if n > 0.0 { k_row[k * t + i] / n } else { 0.0 };
+                        p_row[k * t + i] = p;
                         q[k * t + i] = if n > 1.0 { p * (1.0 - p) / (n - 1.0) } else { 0.0 };
                     }
                 }
-                Some((c.sum(2)?.unsqueeze(1)?, Tensor::from_vec(q, (b, 1, t), &device)?))
+                Some((
+                    Tensor::from_vec(p_row, (b, 1, t), &device)?,
+                    Tensor::from_vec(q, (b, 1, t), &device)?,
+                ))
             }
             None => None,
         };
@@ -157,16 +184,20 @@ impl Accumulator {
             let mass = host(&a64.sum((2, 3))?)?;
             let row_k = thr.sum(3)?; // [B,H,T]
             let sum_k2 = host(&row_k.sqr()?.sum(2)?)?;
+            if self.counts.null_samples > 0 {
+                let arcs_per_row = host(&row_k)?;
+                self.add_null_samples(layer, &arcs_per_row, (h, t), seqs, &positions);
+            }
             let token = match &g {
                 Some(g) => Some((host(&thr.sum(2)?.matmul(g)?)?, host(&a64.sum(2)?.matmul(g)?)?)),
                 None => None,
             };
             let contact = match (&cmap, &contact_rows) {
-                (Some(c), Some((k_row, q))) => {
+                (Some(c), Some((p_row, q))) => {
                     let c4 = c.unsqueeze(1)?;
                     let hits = host(&thr.broadcast_mul(&c4)?.sum((2, 3))?)?;
                     let weighted = host(&a64.broadcast_mul(&c4)?.sum((2, 3))?)?;
-                    let mean = host(&row_k.broadcast_mul(k_row)?.sum(2)?)?;
+                    let mean = host(&row_k.broadcast_mul(p_row)?.sum(2)?)?;
                     let spread = row_k.broadcast_mul(&n_t)?.sub(&row_k.sqr()?)?;
                     let var = host(&spread.broadcast_mul(q)?.sum(2)?)?;
                     Some((hits, weighted, mean, var))
@@ -210,6 +241,60 @@ impl Accumulator {
             }
         }
         Ok(())
+    }
+
+    /// Monte Carlo null hits for one layer: `arcs_per_row` is `[B, H, T]`.
+    fn add_null_samples(
+        &mut self,
+        layer: usize,
+        arcs_per_row: &[f64],
+        (h, t): (usize, usize),
+        seqs: &[SequenceInput],
+        positions: &[Vec<usize>],
+    ) {
+        let ft = self.token_cols.len();
+        let k_samples = self.counts.null_samples;
+        let mut drawn = Vec::new();
+        let mut token_hits = vec![0u64; ft];
+        for (b, s) in seqs.iter().enumerate() {
+            let pos = &positions[b];
+            let n = pos.len();
+            let f = s.features;
+            for head in 0..h {
+                let slot = layer * h + head;
+                for sample in 0..k_samples {
+                    let mut stream = NullStream::new(self.seed, s.key, layer, head, sample);
+                    token_hits.iter_mut().for_each(|x| *x = 0);
+                    let mut contact_hits = 0u64;
+                    for (row, &p) in pos.iter().enumerate() {
+                        let k = (arcs_per_row[(b * h + head) * t + p] as usize).min(n);
+                        if k == 0 {
+                            continue;
+                        }
+                        stream.distinct(k, n, &mut drawn);
+                        for &j in &drawn {
+                            for (c, hits) in token_hits.iter_mut().enumerate() {
+                                *hits += f.token[j * ft + c] as u64;
+                            }
+                            if let Some(cm) = &f.contact {
+                                contact_hits += cm[row * f.len + j] as u64;
+                            }
+                        }
+                    }
+                    for (c, &spec) in self.token_cols.iter().enumerate() {
+                        if f.has[spec] {
+                            self.counts.features[spec].heads[slot].null_hits[sample as usize] +=
+                                token_hits[c];
+                        }
+                    }
+                    if let Some(spec) = self.contact
+                        && f.has[spec]
+                    {
+                        self.counts.features[spec].heads[slot].null_hits[sample as usize] += contact_hits;
+                    }
+                }
+            }
+        }
     }
 
     /// Background counts and sequence/residue totals (independent of attention).

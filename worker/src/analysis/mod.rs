@@ -6,3 +6,4 @@
 
 pub mod accumulate;
 pub mod features;
+pub mod null;
