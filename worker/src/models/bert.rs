@@ -8,7 +8,7 @@
 //! model. The loading helpers here (`weight`, `linear`, `LayerNorm`, …) are
 //! shared with the ALBERT family.
 
-use candle_core::{D, DType, Error, Module, Result, Shape, Tensor};
+use candle_core::{D, DType, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder};
 
 use super::common::{Activation, merge_heads, softmax_last_dim, split_heads};
@@ -59,32 +59,7 @@ pub struct Config {
     pub position_embedding_type: String,
 }
 
-/// Loads tensor `name` of `vb` with the expected shape; the error names the
-/// full tensor path and the expected shape.
-pub(crate) fn weight<S: Into<Shape>>(vb: &VarBuilder, shape: S, name: &str) -> Result<Tensor> {
-    let shape: Shape = shape.into();
-    vb.get(shape.clone(), name).map_err(|e| {
-        let prefix = vb.prefix();
-        let path = if prefix.is_empty() {
-            name.to_string()
-        } else {
-            format!("{prefix}.{name}")
-        };
-        let mut inner = &e;
-        while let Error::WithBacktrace { inner: i, .. } = inner {
-            inner = i;
-        }
-        Error::Msg(match inner {
-            Error::CannotFindTensor { .. } => {
-                format!("missing tensor `{path}` (expected shape {shape:?})")
-            }
-            Error::UnexpectedShape { got, .. } => {
-                format!("tensor `{path}` has shape {got:?}, expected {shape:?}")
-            }
-            other => format!("tensor `{path}` (expected shape {shape:?}): {other}"),
-        })
-    })
-}
+pub(crate) use super::common::weight;
 
 /// `nn.Linear(in_dim, out_dim)` with bias: `weight [out, in]`, `bias [out]`.
 pub(crate) fn linear(vb: &VarBuilder, in_dim: usize, out_dim: usize) -> Result<Linear> {

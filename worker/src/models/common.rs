@@ -1,6 +1,7 @@
 //! Pieces every family shares: attention masks, activations, softmax.
 
-use candle_core::{DType, Result, Tensor};
+use candle_core::{DType, Result, Shape, Tensor};
+use candle_nn::VarBuilder;
 
 /// Additive key mask `[batch, 1, 1, T]`: 0 for real tokens, `f32::MIN` for
 /// padding, as transformers builds it (`(1 - mask) * finfo(float32).min`).
@@ -64,4 +65,31 @@ pub fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
 pub fn merge_heads(x: &Tensor) -> Result<Tensor> {
     let (b, h, t, d) = x.dims4()?;
     x.transpose(1, 2)?.contiguous()?.reshape((b, t, h * d))
+}
+
+/// Loads tensor `name` of `vb` with the expected shape; the error names the
+/// full tensor path and the expected shape.
+pub fn weight<S: Into<Shape>>(vb: &VarBuilder, shape: S, name: &str) -> Result<Tensor> {
+    let shape: Shape = shape.into();
+    vb.get(shape.clone(), name).map_err(|e| {
+        let prefix = vb.prefix();
+        let path = if prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        let mut inner = &e;
+        while let candle_core::Error::WithBacktrace { inner: i, .. } = inner {
+            inner = i;
+        }
+        candle_core::Error::Msg(match inner {
+            candle_core::Error::CannotFindTensor { .. } => {
+                format!("missing tensor `{path}` (expected shape {shape:?})")
+            }
+            candle_core::Error::UnexpectedShape { got, .. } => {
+                format!("tensor `{path}` has shape {got:?}, expected {shape:?}")
+            }
+            other => format!("tensor `{path}` (expected shape {shape:?}): {other}"),
+        })
+    })
 }

@@ -2,7 +2,7 @@
 //! (eager attention): token dropout, rotary or learned absolute positions,
 //! pre-LN layers and a final `emb_layer_norm_after`.
 
-use candle_core::{DType, Device, Module, Result, Shape, Tensor};
+use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 
 use super::common::{Activation, additive_key_mask, merge_heads, softmax_last_dim, split_heads};
@@ -115,22 +115,7 @@ impl Config {
     }
 }
 
-/// Loads a tensor, naming it and its expected shape on failure.
-fn get(vb: &VarBuilder, shape: impl Into<Shape>, name: &str) -> Result<Tensor> {
-    let shape = shape.into();
-    vb.get(shape.clone(), name).map_err(|e| {
-        let prefix = vb.prefix();
-        let full = if prefix.is_empty() {
-            name.to_string()
-        } else {
-            format!("{prefix}.{name}")
-        };
-        candle_core::Error::Msg(format!(
-            "esm: tensor `{full}` (expected shape {:?}): {e}",
-            shape.dims()
-        ))
-    })
-}
+use super::common::weight as get;
 
 fn linear(vb: &VarBuilder, in_dim: usize, out_dim: usize) -> Result<Linear> {
     let w = get(vb, (out_dim, in_dim), "weight")?;

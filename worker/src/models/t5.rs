@@ -2,7 +2,7 @@
 //! scores and a bucketed relative position bias from block 0 shared by every
 //! layer, matching Hugging Face `T5EncoderModel`.
 
-use candle_core::{DType, Device, Module, Result, Shape, Tensor};
+use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder};
 
 use super::common::{Activation, additive_key_mask, merge_heads, softmax_last_dim, split_heads};
@@ -96,22 +96,7 @@ impl Config {
     }
 }
 
-/// Loads a tensor, naming it and the expected shape when it is missing or mis-shaped.
-fn get(vb: &VarBuilder, shape: impl Into<Shape>, name: &str) -> Result<Tensor> {
-    let shape = shape.into();
-    vb.get(shape.clone(), name).map_err(|e| {
-        let prefix = vb.prefix();
-        let full = if prefix.is_empty() {
-            name.to_string()
-        } else {
-            format!("{prefix}.{name}")
-        };
-        candle_core::Error::Msg(format!(
-            "tensor `{full}` (expected shape {:?}): {e}",
-            shape.dims()
-        ))
-    })
-}
+use super::common::weight as get;
 
 fn linear(vb: &VarBuilder, in_dim: usize, out_dim: usize) -> Result<Linear> {
     Ok(Linear::new(get(vb, (out_dim, in_dim), "weight")?, None))

@@ -2,7 +2,7 @@
 //! segment terms and post-LN layers, matching Hugging Face `XLNetModel` (no mems,
 //! no two-stream attention, `bi_data` off).
 
-use candle_core::{D, DType, Device, Module, Result, Shape, Tensor};
+use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 
 use super::common::{Activation, merge_heads, softmax_last_dim, split_heads};
@@ -87,22 +87,7 @@ impl Config {
     }
 }
 
-/// Loads a tensor, naming it and the expected shape when it is missing or mis-shaped.
-fn get(vb: &VarBuilder, shape: impl Into<Shape>, name: &str) -> Result<Tensor> {
-    let shape = shape.into();
-    vb.get(shape.clone(), name).map_err(|e| {
-        let prefix = vb.prefix();
-        let full = if prefix.is_empty() {
-            name.to_string()
-        } else {
-            format!("{prefix}.{name}")
-        };
-        candle_core::Error::Msg(format!(
-            "tensor `{full}` (expected shape {:?}): {e}",
-            shape.dims()
-        ))
-    })
-}
+use super::common::weight as get;
 
 fn layer_norm(vb: &VarBuilder, size: usize, eps: f64) -> Result<LayerNorm> {
     Ok(LayerNorm::new(
