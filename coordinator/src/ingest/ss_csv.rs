@@ -132,3 +132,34 @@ pub fn open(path: &Path) -> Result<RecordSource, IngestError> {
         }
     })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_csv_rows_and_bad_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("TS_small.csv");
+        std::fs::write(
+            &path,
+            "input, dssp3, dssp8, disorder, cb513_mask\n\
+             M K T A , C H H C , C H G C , 0.0 1.0 1.0 1.0 , 1.0 1.0 1.0 1.0 \n\
+             M K , C C , C , 1.0 1.0 , 1.0 1.0 \n\
+             G S , E E , E B , 1.0 1.0 , 1.0 1.0 \n",
+        )
+        .unwrap();
+        let items: Vec<SourceItem> = open(&path).unwrap().map(|i| i.unwrap()).collect();
+        let SourceItem::Record(first) = &items[0] else {
+            panic!("{items:?}")
+        };
+        assert_eq!(first.id, "TS_small:1");
+        assert_eq!(first.sequence, "MKTA");
+        assert_eq!(first.ss8.as_deref(), Some("?HG-"));
+        assert_eq!(first.resolved, Some(vec![false, true, true, true]));
+        assert!(
+            matches!(&items[1], SourceItem::Rejected(r) if r.kind == "length_mismatch" && r.source == "TS_small.csv:3")
+        );
+        assert!(matches!(&items[2], SourceItem::Record(r) if r.ss8.as_deref() == Some("EB")));
+    }
+}
