@@ -82,6 +82,8 @@ pub fn merge(into: &mut PartialCounts, other: &PartialCounts) -> Result<(), Merg
             x.weighted_hits += y.weighted_hits;
             x.null_exact_mean += y.null_exact_mean;
             x.null_exact_var += y.null_exact_var;
+            x.null_weighted_exact_mean += y.null_weighted_exact_mean;
+            x.null_weighted_exact_var += y.null_weighted_exact_var;
             x.null_hits
                 .iter_mut()
                 .zip(&y.null_hits)

@@ -414,3 +414,68 @@ fn null_samples_match_the_closed_form_and_ignore_batching_and_sharding() {
     }
     assert_eq!(checked, 3 * layers * heads);
 }
+
+#[test]
+fn weighted_null_closed_form_matches_permuting_whole_rows() {
+    let mut rng = Rng(0xD1B54A32D192ED03);
+    let specs = expand(&["contact".into(), "binding_site".into()], ContactRule::default()).unwrap();
+    let (layers, heads) = (1, 2);
+    let records: Vec<ProteinRecord> = (0..3).map(|k| random_record(&mut rng, k)).collect();
+    let encoded: Vec<Encoded> = records.iter().map(|r| encode(r.len(), 18, (1, 1))).collect();
+    let t = encoded.iter().map(|e| e.ids.len()).max().unwrap();
+    let attn = random_attention(&mut rng, layers, records.len(), heads, t);
+    let features: Vec<RecordFeatures> = records
+        .iter()
+        .zip(&encoded)
+        .map(|(r, e)| record_features(r, &specs, e.residues))
+        .collect();
+    let exact = run_engine(&specs, &features, &encoded, &attn, (layers, heads, t), false, 3);
+
+    // Monte Carlo with whole-row permutations (Fisher–Yates) on the host.
+    let samples = 4000;
+    for (s, spec) in specs.iter().enumerate() {
+        for hd in 0..heads {
+            let mut draws = Vec::with_capacity(samples);
+            for _ in 0..samples {
+                let mut total = 0.0;
+                for (b, (enc, f)) in encoded.iter().zip(&features).enumerate() {
+                    let pos: Vec<usize> = (0..enc.ids.len()).filter(|i| !enc.special[*i]).collect();
+                    let n = pos.len();
+                    for (i, &pi) in pos.iter().enumerate() {
+                        let mut row: Vec<f64> = pos
+                            .iter()
+                            .map(|&pj| attn[0][((b * heads + hd) * t + pi) * t + pj] as f64)
+                            .collect();
+                        for m in (1..n).rev() {
+                            row.swap(m, rng.below(m + 1));
+                        }
+                        for (j, w) in row.iter().enumerate() {
+                            let fv = match spec.kind {
+                                FeatureKind::Contact(_) => f.contact.as_ref().unwrap()[i * n + j],
+                                _ => f.token[j],
+                            };
+                            total += w * fv;
+                        }
+                    }
+                }
+                draws.push(total);
+            }
+            let mean = draws.iter().sum::<f64>() / samples as f64;
+            let var = draws.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (samples as f64 - 1.0);
+            let h = &exact.features[s].heads[hd];
+            let se = (h.null_weighted_exact_var / samples as f64).sqrt();
+            assert!(
+                (mean - h.null_weighted_exact_mean).abs() <= 3.0 * se,
+                "{}: {mean} vs {}",
+                spec.name,
+                h.null_weighted_exact_mean
+            );
+            assert!(
+                (var / h.null_weighted_exact_var - 1.0).abs() < 0.1,
+                "{}: var {var} vs {}",
+                spec.name,
+                h.null_weighted_exact_var
+            );
+        }
+    }
+}

@@ -46,6 +46,8 @@ fn head(feature: &str, layer: u32, head: u32, arcs: u64, hits: u64, min_arcs: u6
         null_p_value: 0.01,
         null_mean_exact: 0.1,
         null_std_exact: 0.01,
+        null_weighted_mean_exact: 0.1,
+        null_weighted_std_exact: 0.01,
     }
 }
 

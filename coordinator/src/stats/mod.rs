@@ -83,6 +83,10 @@ pub struct HeadRow {
     pub null_mean_exact: f64,
     /// Closed-form null standard deviation of the proportion (a negative variance from rounding counts as 0).
     pub null_std_exact: f64,
+    /// Closed-form null mean of the weighted proportion (null weighted hits / attn_mass).
+    pub null_weighted_mean_exact: f64,
+    /// Closed-form null standard deviation of the weighted proportion.
+    pub null_weighted_std_exact: f64,
 }
 
 /// One row of `layers.parquet`.
@@ -340,6 +344,8 @@ fn head_rows(
             null_p_value,
             null_mean_exact: h.null_exact_mean / h.arcs as f64,
             null_std_exact: exact_var.sqrt() / h.arcs as f64,
+            null_weighted_mean_exact: h.null_weighted_exact_mean / h.attn_mass,
+            null_weighted_std_exact: h.null_weighted_exact_var.max(0.0).sqrt() / h.attn_mass,
         });
     }
 }

@@ -122,6 +122,9 @@ fn partial(v: &Value) -> PartialCounts {
                     .collect(),
                 null_exact_mean: num(&h["null_exact_mean"]),
                 null_exact_var: num(&h["null_exact_var"]),
+                // Not in expected.json: the weighted closed form is checked in worker tests.
+                null_weighted_exact_mean: 0.0,
+                null_weighted_exact_var: 0.0,
             })
             .collect()
     };
@@ -326,6 +329,8 @@ fn stats_never_panic_on_degenerate_inputs() {
         null_weighted_hits: vec![],
         null_exact_mean: f64::NAN,
         null_exact_var: -1.0,
+        null_weighted_exact_mean: f64::NAN,
+        null_weighted_exact_var: -1.0,
     };
     let feature = |name: &str, bh: u64, bt: u64, heads: Vec<HeadCounts>| FeatureCounts {
         feature: name.to_string(),

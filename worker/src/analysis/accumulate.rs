@@ -173,6 +173,7 @@ impl Accumulator {
             None => None,
         };
         let n_t = Tensor::from_vec(lens.clone(), (b, 1, 1), &device)?;
+        let n_safe = n_t.clamp(1.0, f64::MAX)?;
 
         for (layer, a) in attentions.iter().enumerate() {
             let thr = a
@@ -184,6 +185,12 @@ impl Accumulator {
             let mass = host(&a64.sum((2, 3))?)?;
             let row_k = thr.sum(3)?; // [B,H,T]
             let sum_k2 = host(&row_k.sqr()?.sum(2)?)?;
+            // Weighted null: a row's weights permuted over its n keys put a random
+            // K-subset of them on the feature: mean K·mass/n, variance
+            // K(n−K)/(n(n−1)) · Σ_m (α_m − ᾱ)², the latter = Σα² − mass²/n.
+            let row_mass = a64.sum(3)?; // [B,H,T]
+            let spread_w = a64.sqr()?.sum(3)?.sub(&row_mass.sqr()?.broadcast_div(&n_safe)?)?;
+            let spread_w_sum = host(&spread_w.sum(2)?)?;
             if self.counts.null_samples > 0 {
                 let arcs_per_row = host(&row_k)?;
                 self.add_null_samples(layer, &arcs_per_row, (h, t), seqs, &positions);
@@ -200,7 +207,14 @@ impl Accumulator {
                     let mean = host(&row_k.broadcast_mul(p_row)?.sum(2)?)?;
                     let spread = row_k.broadcast_mul(&n_t)?.sub(&row_k.sqr()?)?;
                     let var = host(&spread.broadcast_mul(q)?.sum(2)?)?;
-                    Some((hits, weighted, mean, var))
+                    let w_mean = host(&row_mass.broadcast_mul(p_row)?.sum(2)?)?;
+                    let w_var = host(
+                        &spread_w
+                            .broadcast_mul(q)?
+                            .sum(2)?
+                            .broadcast_mul(&n_t.squeeze(2)?)?,
+                    )?;
+                    Some((hits, weighted, mean, var, w_mean, w_var))
                 }
                 _ => None,
             };
@@ -224,9 +238,12 @@ impl Accumulator {
                         hc.null_exact_mean += arcs[bh] * p;
                         if n > 1.0 {
                             hc.null_exact_var += (n * arcs[bh] - sum_k2[bh]) * p * (1.0 - p) / (n - 1.0);
+                            hc.null_weighted_exact_var += p * (1.0 - p) * n / (n - 1.0) * spread_w_sum[bh];
                         }
+                        hc.null_weighted_exact_mean += mass[bh] * p;
                     }
-                    if let (Some(spec), Some((hits, weighted, mean, var))) = (self.contact, &contact)
+                    if let (Some(spec), Some((hits, weighted, mean, var, w_mean, w_var))) =
+                        (self.contact, &contact)
                         && s.features.has[spec]
                     {
                         let hc = &mut self.counts.features[spec].heads[slot];
@@ -236,6 +253,8 @@ impl Accumulator {
                         hc.weighted_hits += weighted[bh];
                         hc.null_exact_mean += mean[bh];
                         hc.null_exact_var += var[bh];
+                        hc.null_weighted_exact_mean += w_mean[bh];
+                        hc.null_weighted_exact_var += w_var[bh];
                     }
                 }
             }
