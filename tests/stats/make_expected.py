@@ -385,10 +385,13 @@ def compute(case):
                 out["aa_similarity"].append(
                     {"aa_a": a, "aa_b": b, "attention_r": r, "blosum62": float(BLOSUM62[a][b])}
                 )
-        # provis report_aa_correlations.py: lower triangle, i > j
+        # provis report_aa_correlations.py: lower triangle, i > j; pairs whose
+        # attention r is undefined (a constant vector) are left out.
         corr_scores, blos_scores = [], []
         for i, a in enumerate(AAS):
             for b in AAS[:i]:
+                if math.isnan(corr[(a, b)]):
+                    continue
                 corr_scores.append(corr[(a, b)])
                 blos_scores.append(float(BLOSUM62[a][b]))
         out["blosum62_pearson_r"] = pearson(corr_scores, blos_scores)

@@ -185,7 +185,8 @@ pub struct AnalysisResults {
     pub null: Vec<NullRow>,
     /// aa_similarity.parquet rows (empty unless all 20 `aa:*` features were computed).
     pub aa_similarity: Vec<AaSimilarityRow>,
-    /// Pearson r between attention_r and BLOSUM62 (None without `aa:*` features).
+    /// Pearson r between attention_r and BLOSUM62 over the pairs with a defined
+    /// attention_r (None without all 20 `aa:*` features).
     pub blosum62_pearson_r: Option<f64>,
     /// Per-feature summaries.
     pub features: Vec<FeatureSummary>,
@@ -481,8 +482,13 @@ fn aa_similarity(
             });
         }
     }
-    let attention: Vec<f64> = rows.iter().map(|r| r.attention_r).collect();
-    let scores: Vec<f64> = rows.iter().map(|r| r.blosum62).collect();
+    // Pairs whose attention r is undefined (a constant proportion vector) are
+    // left out of the BLOSUM62 correlation rather than making it NaN.
+    let (attention, scores): (Vec<f64>, Vec<f64>) = rows
+        .iter()
+        .filter(|r| r.attention_r.is_finite())
+        .map(|r| (r.attention_r, r.blosum62))
+        .unzip();
     let r = pearson(&attention, &scores);
     Some((rows, r))
 }
