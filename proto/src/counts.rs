@@ -2,7 +2,49 @@
 //! one [`PartialCounts`]; the coordinator folds them in shard order with
 //! [`merge`], so the final numbers never depend on timing or worker count.
 
-use crate::pb::{FeatureCounts, HeadCounts, PartialCounts};
+use crate::pb::{FeatureCounts, Fixed128, HeadCounts, PartialCounts};
+
+/// 2^64: one unit of a [`Fixed128`] is 2^-64.
+const SCALE: f64 = 18_446_744_073_709_551_616.0;
+
+impl Fixed128 {
+    /// The fixed-point number nearest to a finite `x` (|x| < 2^62); `None` otherwise.
+    pub fn from_f64(x: f64) -> Option<Self> {
+        (x.is_finite() && x.abs() < 4.6e18).then(|| Self::from_raw((x * SCALE).round() as i128))
+    }
+
+    /// From the raw 128-bit value (units of 2^-64).
+    pub fn from_raw(v: i128) -> Self {
+        Self {
+            hi: (v >> 64) as i64,
+            lo: v as u64,
+        }
+    }
+
+    /// The raw 128-bit value (units of 2^-64).
+    pub fn raw(&self) -> i128 {
+        ((self.hi as i128) << 64) | self.lo as i128
+    }
+
+    /// The value as the nearest f64.
+    pub fn to_f64(&self) -> f64 {
+        self.raw() as f64 / SCALE
+    }
+}
+
+/// The value of an optional fixed-point field (absent = 0).
+pub fn real(x: &Option<Fixed128>) -> f64 {
+    x.as_ref().map_or(0.0, Fixed128::to_f64)
+}
+
+/// Adds two optional fixed-point fields exactly (wrapping never happens below 2^63).
+pub fn add_exact(into: &mut Option<Fixed128>, other: &Option<Fixed128>) {
+    let sum = into
+        .as_ref()
+        .map_or(0, Fixed128::raw)
+        .wrapping_add(other.as_ref().map_or(0, Fixed128::raw));
+    *into = Some(Fixed128::from_raw(sum));
+}
 
 /// Errors merging partial counts of different shapes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,12 +120,12 @@ pub fn merge(into: &mut PartialCounts, other: &PartialCounts) -> Result<(), Merg
             }
             x.arcs += y.arcs;
             x.hits += y.hits;
-            x.attn_mass += y.attn_mass;
-            x.weighted_hits += y.weighted_hits;
-            x.null_exact_mean += y.null_exact_mean;
-            x.null_exact_var += y.null_exact_var;
-            x.null_weighted_exact_mean += y.null_weighted_exact_mean;
-            x.null_weighted_exact_var += y.null_weighted_exact_var;
+            add_exact(&mut x.attn_mass, &y.attn_mass);
+            add_exact(&mut x.weighted_hits, &y.weighted_hits);
+            add_exact(&mut x.null_exact_mean, &y.null_exact_mean);
+            add_exact(&mut x.null_exact_var, &y.null_exact_var);
+            add_exact(&mut x.null_weighted_exact_mean, &y.null_weighted_exact_mean);
+            add_exact(&mut x.null_weighted_exact_var, &y.null_weighted_exact_var);
             x.null_hits
                 .iter_mut()
                 .zip(&y.null_hits)
@@ -125,12 +167,12 @@ mod tests {
             for (h, head) in f.heads.iter_mut().enumerate() {
                 head.arcs = seed * 7 + h as u64;
                 head.hits = seed * 3 + k as u64;
-                head.attn_mass = 0.25 * seed as f64;
-                head.weighted_hits = 0.125 * seed as f64 + h as f64;
+                head.attn_mass = Fixed128::from_f64(0.1 * seed as f64);
+                head.weighted_hits = Fixed128::from_f64(0.3 * seed as f64 + h as f64);
                 head.null_hits = vec![seed, seed + 1, seed + 2, h as u64];
                 head.null_weighted_hits = vec![0.5 * seed as f64; 4];
-                head.null_exact_mean = 1.5 * seed as f64;
-                head.null_exact_var = 0.5;
+                head.null_exact_mean = Fixed128::from_f64(1.7 * seed as f64);
+                head.null_exact_var = Fixed128::from_f64(0.5);
             }
         }
         p
@@ -143,10 +185,26 @@ mod tests {
         let mut bc = b.clone();
         merge(&mut bc, &c).unwrap();
         let right = fold([&a, &bc].into_iter()).unwrap().unwrap();
-        assert_eq!(left, right, "dyadic sums are exact, so both groupings agree");
+        assert_eq!(left, right, "fixed-point sums are exact, so both groupings agree");
         assert_eq!(left.sequences, 8);
         assert_eq!(left.features[1].heads[2].arcs, 8 * 7 + 3 * 2);
         assert_eq!(left.features[0].heads[0].null_hits, vec![8, 11, 14, 0]);
+    }
+
+    #[test]
+    fn fixed_point_round_trips_and_sums_exactly() {
+        let x = Fixed128::from_f64(-1234.5678).unwrap();
+        assert!((x.to_f64() + 1234.5678).abs() < 1e-12);
+        assert_eq!(Fixed128::from_f64(f64::NAN), None);
+        // 0.1 + 0.2 + 0.3 in any grouping gives the same bits.
+        let v: Vec<Option<Fixed128>> = [0.1, 0.2, 0.3].iter().map(|x| Fixed128::from_f64(*x)).collect();
+        let (mut a, mut b) = (v[0].clone(), v[1].clone());
+        add_exact(&mut a, &v[1]);
+        add_exact(&mut a, &v[2]);
+        add_exact(&mut b, &v[2]);
+        let mut c = v[0].clone();
+        add_exact(&mut c, &b);
+        assert_eq!(a, c);
     }
 
     #[test]

@@ -27,7 +27,19 @@ pub struct AnalysisSpec {
     pub seed: u64,
 }
 
-/// Runs the model over `records` in batches (record order) and returns their counts.
+/// Sequences are padded to a multiple of this many tokens (their bucket) and
+/// batched only with sequences of the same bucket, so the model computes each
+/// sequence at the same shape whatever the batch size or shard layout.
+pub const PAD_BUCKET: usize = 16;
+
+/// The padded length of a sequence of `tokens` tokens under a `limit`.
+pub fn bucket(tokens: usize, limit: usize) -> usize {
+    (tokens.div_ceil(PAD_BUCKET) * PAD_BUCKET).min(limit.max(tokens))
+}
+
+/// Runs the model over `records` in batches of equal padded length and
+/// returns their counts. Sums are exact (fixed point), so neither the batch
+/// order nor the grouping changes a bit of the result.
 /// `progress` is called with the number of sequences done after each batch.
 pub fn process_records(
     model: &LoadedModel,
@@ -45,30 +57,50 @@ pub fn process_records(
         spec.null_samples,
         spec.seed,
     );
-    for chunk in records.chunks(spec.batch_size.max(1)) {
-        let encoded: Vec<_> = chunk
-            .iter()
-            .map(|r| model.tokenizer.encode(&r.sequence, limit))
-            .collect();
-        let features: Vec<_> = chunk
-            .iter()
-            .zip(&encoded)
-            .map(|(r, e)| record_features(r, &spec.features, e.residues))
-            .collect();
-        let input = model.tokenizer.batch(&encoded, device)?;
-        let out = model.model.forward(&input, false)?;
-        let seqs: Vec<SequenceInput> = encoded
-            .iter()
-            .zip(&features)
-            .zip(chunk)
-            .map(|((e, f), r)| SequenceInput {
-                encoded: e,
-                features: f,
-                key: sequence_key(&r.id),
-            })
-            .collect();
-        acc.add_batch(&out.attentions, &seqs, model.tokenizer.pads_left())?;
-        progress(chunk.len());
+    let encoded: Vec<_> = records
+        .iter()
+        .map(|r| model.tokenizer.encode(&r.sequence, limit))
+        .collect();
+    let mut buckets: std::collections::BTreeMap<usize, Vec<usize>> = std::collections::BTreeMap::new();
+    for (i, e) in encoded.iter().enumerate() {
+        buckets.entry(bucket(e.ids.len(), limit)).or_default().push(i);
+    }
+    for (padded, members) in &buckets {
+        for chunk in members.chunks(spec.batch_size.max(1)) {
+            let batch: Vec<_> = chunk.iter().map(|&i| encoded[i].clone()).collect();
+            let features: Vec<_> = chunk
+                .iter()
+                .map(|&i| record_features(&records[i], &spec.features, encoded[i].residues))
+                .collect();
+            let input = model.tokenizer.batch_to(&batch, *padded, device)?;
+            let out = model.model.forward(&input, false)?;
+            let seqs: Vec<SequenceInput> = chunk
+                .iter()
+                .zip(&batch)
+                .zip(&features)
+                .map(|((&i, e), f)| SequenceInput {
+                    encoded: e,
+                    features: f,
+                    key: sequence_key(&records[i].id),
+                })
+                .collect();
+            acc.add_batch(&out.attentions, &seqs, model.tokenizer.pads_left())?;
+            progress(chunk.len());
+        }
     }
     Ok(acc.into_counts())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_round_up_within_the_limit() {
+        assert_eq!(bucket(1, 512), 16);
+        assert_eq!(bucket(16, 512), 16);
+        assert_eq!(bucket(17, 512), 32);
+        assert_eq!(bucket(37, 40), 40);
+        assert_eq!(bucket(40, 40), 40);
+    }
 }

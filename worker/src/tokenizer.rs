@@ -268,10 +268,25 @@ impl ProteinTokenizer {
         self.family == Family::XLNet
     }
 
-    /// Pads encoded sequences into one batch on `device`.
+    /// Pads encoded sequences into one batch on `device` (to the longest).
     pub fn batch(&self, encoded: &[Encoded], device: &Device) -> candle_core::Result<ModelInput> {
+        self.batch_to(encoded, 0, device)
+    }
+
+    /// Pads encoded sequences into one batch of at least `min_len` tokens.
+    pub fn batch_to(
+        &self,
+        encoded: &[Encoded],
+        min_len: usize,
+        device: &Device,
+    ) -> candle_core::Result<ModelInput> {
         let b = encoded.len();
-        let t = encoded.iter().map(|e| e.ids.len()).max().unwrap_or(0);
+        let t = encoded
+            .iter()
+            .map(|e| e.ids.len())
+            .max()
+            .unwrap_or(0)
+            .max(min_len);
         let mut ids: Vec<u32> = Vec::with_capacity(b * t);
         let mut mask: Vec<u32> = Vec::with_capacity(b * t);
         let mut types: Vec<u32> = Vec::with_capacity(b * t);

@@ -5,8 +5,9 @@
 //! truncation; and the totals do not depend on the batch size.
 
 use candle_core::{Device, Tensor};
+use headscan_proto::counts::real;
 use headscan_proto::features::ContactRule;
-use headscan_proto::pb::PartialCounts;
+use headscan_proto::pb::{Fixed128, PartialCounts};
 use headscan_proto::record::{ProteinRecord, SiteAnnotation};
 use headscan_worker::analysis::accumulate::{Accumulator, SequenceInput};
 use headscan_worker::analysis::features::{
@@ -111,6 +112,9 @@ fn naive(
 ) -> PartialCounts {
     let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
     let mut out = headscan_proto::counts::empty(layers as u32, heads as u32, 0, &names);
+    // Plain f64 sums per feature and head: attention mass and weighted hits.
+    let mut mass = vec![vec![0f64; layers * heads]; specs.len()];
+    let mut weighted = vec![vec![0f64; layers * heads]; specs.len()];
     for (b, (rec, enc)) in records.iter().zip(encoded).enumerate() {
         let offset = if pads_left { t - enc.ids.len() } else { 0 };
         let pos: Vec<usize> = (0..enc.ids.len())
@@ -159,12 +163,18 @@ fn naive(
                                 hc.arcs += 1;
                                 hc.hits += fv as u64;
                             }
-                            hc.attn_mass += a as f64;
-                            hc.weighted_hits += fv * a as f64;
+                            mass[s][l * heads + hd] += a as f64;
+                            weighted[s][l * heads + hd] += fv * a as f64;
                         }
                     }
                 }
             }
+        }
+    }
+    for (s, f) in out.features.iter_mut().enumerate() {
+        for (k, hc) in f.heads.iter_mut().enumerate() {
+            hc.attn_mass = Fixed128::from_f64(mass[s][k]);
+            hc.weighted_hits = Fixed128::from_f64(weighted[s][k]);
         }
     }
     out
@@ -244,12 +254,12 @@ fn assert_close(engine: &PartialCounts, reference: &PartialCounts) {
         for (k, (x, y)) in e.heads.iter().zip(&r.heads).enumerate() {
             assert_eq!((x.arcs, x.hits), (y.arcs, y.hits), "{} head {k}", e.feature);
             assert!(
-                (x.attn_mass - y.attn_mass).abs() <= 1e-9,
+                (real(&x.attn_mass) - real(&y.attn_mass)).abs() <= 1e-9,
                 "{} head {k}: mass",
                 e.feature
             );
             assert!(
-                (x.weighted_hits - y.weighted_hits).abs() <= 1e-9,
+                (real(&x.weighted_hits) - real(&y.weighted_hits)).abs() <= 1e-9,
                 "{} head {k}: weighted",
                 e.feature
             );
@@ -378,7 +388,7 @@ fn null_samples_match_the_closed_form_and_ignore_batching_and_sharding() {
     for (a, b) in folded.features.iter().zip(&whole.features) {
         for (x, y) in a.heads.iter().zip(&b.heads) {
             assert_eq!((x.arcs, x.hits, &x.null_hits), (y.arcs, y.hits, &y.null_hits));
-            assert!((x.null_exact_mean - y.null_exact_mean).abs() < 1e-9);
+            assert_eq!(x, y, "exact sums: 4 shards fold to the same bits as 1");
         }
     }
     // Monte Carlo mean within 3 standard errors of the closed-form mean.
@@ -389,12 +399,13 @@ fn null_samples_match_the_closed_form_and_ignore_batching_and_sharding() {
                 continue;
             }
             let mean = h.null_hits.iter().sum::<u64>() as f64 / k as f64;
-            let se = (h.null_exact_var / k as f64).sqrt();
+            let (exact_mean, exact_var) = (real(&h.null_exact_mean), real(&h.null_exact_var));
+            let se = (exact_var / k as f64).sqrt();
             assert!(
-                (mean - h.null_exact_mean).abs() <= 3.0 * se + 1e-9,
+                (mean - exact_mean).abs() <= 3.0 * se + 1e-9,
                 "{}: MC {mean} vs exact {} (se {se})",
                 f.feature,
-                h.null_exact_mean
+                exact_mean
             );
             // The MC variance agrees with the closed form too (loosely).
             let var = h
@@ -404,10 +415,10 @@ fn null_samples_match_the_closed_form_and_ignore_batching_and_sharding() {
                 .sum::<f64>()
                 / (k as f64 - 1.0);
             assert!(
-                (var / h.null_exact_var - 1.0).abs() < 0.35,
+                (var / exact_var - 1.0).abs() < 0.35,
                 "{}: var {var} vs {}",
                 f.feature,
-                h.null_exact_var
+                exact_var
             );
             checked += 1;
         }
@@ -463,18 +474,22 @@ fn weighted_null_closed_form_matches_permuting_whole_rows() {
             let mean = draws.iter().sum::<f64>() / samples as f64;
             let var = draws.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (samples as f64 - 1.0);
             let h = &exact.features[s].heads[hd];
-            let se = (h.null_weighted_exact_var / samples as f64).sqrt();
+            let (w_mean, w_var) = (
+                real(&h.null_weighted_exact_mean),
+                real(&h.null_weighted_exact_var),
+            );
+            let se = (w_var / samples as f64).sqrt();
             assert!(
-                (mean - h.null_weighted_exact_mean).abs() <= 3.0 * se,
+                (mean - w_mean).abs() <= 3.0 * se,
                 "{}: {mean} vs {}",
                 spec.name,
-                h.null_weighted_exact_mean
+                w_mean
             );
             assert!(
-                (var / h.null_weighted_exact_var - 1.0).abs() < 0.1,
+                (var / w_var - 1.0).abs() < 0.1,
                 "{}: var {var} vs {}",
                 spec.name,
-                h.null_weighted_exact_var
+                w_var
             );
         }
     }

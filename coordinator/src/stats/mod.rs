@@ -3,6 +3,7 @@
 //! background, the null model, per-layer profiles, amino-acid attention
 //! similarity vs BLOSUM62 and top heads.
 
+use headscan_proto::counts::real;
 use headscan_proto::pb::{FeatureCounts, HeadCounts, PartialCounts};
 use serde::Serialize;
 
@@ -315,11 +316,8 @@ fn head_rows(
         } else {
             (1 + h.null_hits.iter().filter(|&&n| n >= h.hits).count()) as f64 / (k + 1) as f64
         };
-        let exact_var = if h.null_exact_var < 0.0 {
-            0.0
-        } else {
-            h.null_exact_var
-        };
+        let (attn_mass, weighted_hits) = (real(&h.attn_mass), real(&h.weighted_hits));
+        let exact_var = real(&h.null_exact_var).max(0.0);
         out.push(HeadRow {
             feature: feature.feature.clone(),
             layer: count_u32(index / n_heads),
@@ -327,9 +325,9 @@ fn head_rows(
             arcs: h.arcs,
             hits: h.hits,
             proportion,
-            attn_mass: h.attn_mass,
-            weighted_hits: h.weighted_hits,
-            weighted_proportion: h.weighted_hits / h.attn_mass,
+            attn_mass,
+            weighted_hits,
+            weighted_proportion: weighted_hits / attn_mass,
             background_hits: feature.background_hits,
             background_total: feature.background_total,
             background_rate,
@@ -343,10 +341,10 @@ fn head_rows(
             null_mean,
             null_std,
             null_p_value,
-            null_mean_exact: h.null_exact_mean / h.arcs as f64,
+            null_mean_exact: real(&h.null_exact_mean) / h.arcs as f64,
             null_std_exact: exact_var.sqrt() / h.arcs as f64,
-            null_weighted_mean_exact: h.null_weighted_exact_mean / h.attn_mass,
-            null_weighted_std_exact: h.null_weighted_exact_var.max(0.0).sqrt() / h.attn_mass,
+            null_weighted_mean_exact: real(&h.null_weighted_exact_mean) / attn_mass,
+            null_weighted_std_exact: real(&h.null_weighted_exact_var).max(0.0).sqrt() / attn_mass,
         });
     }
 }

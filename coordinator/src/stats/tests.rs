@@ -97,6 +97,11 @@ macro_rules! fields {
     }};
 }
 
+/// A fixed-point field from an f64 (what the engine sends).
+fn fx(x: f64) -> Option<headscan_proto::pb::Fixed128> {
+    headscan_proto::pb::Fixed128::from_f64(x)
+}
+
 fn partial(v: &Value) -> PartialCounts {
     let heads = |f: &Value| -> Vec<HeadCounts> {
         f["heads"]
@@ -106,8 +111,8 @@ fn partial(v: &Value) -> PartialCounts {
             .map(|h| HeadCounts {
                 arcs: int(&h["arcs"]),
                 hits: int(&h["hits"]),
-                attn_mass: num(&h["attn_mass"]),
-                weighted_hits: num(&h["weighted_hits"]),
+                attn_mass: fx(num(&h["attn_mass"])),
+                weighted_hits: fx(num(&h["weighted_hits"])),
                 null_hits: h["null_hits"]
                     .as_array()
                     .expect("null_hits")
@@ -120,11 +125,11 @@ fn partial(v: &Value) -> PartialCounts {
                     .iter()
                     .map(num)
                     .collect(),
-                null_exact_mean: num(&h["null_exact_mean"]),
-                null_exact_var: num(&h["null_exact_var"]),
+                null_exact_mean: fx(num(&h["null_exact_mean"])),
+                null_exact_var: fx(num(&h["null_exact_var"])),
                 // Not in expected.json: the weighted closed form is checked in worker tests.
-                null_weighted_exact_mean: 0.0,
-                null_weighted_exact_var: 0.0,
+                null_weighted_exact_mean: None,
+                null_weighted_exact_var: None,
             })
             .collect()
     };
@@ -323,14 +328,14 @@ fn stats_never_panic_on_degenerate_inputs() {
     let head = |arcs: u64, hits: u64| HeadCounts {
         arcs,
         hits,
-        attn_mass: 0.0,
-        weighted_hits: 0.0,
+        attn_mass: fx(0.0),
+        weighted_hits: fx(0.0),
         null_hits: vec![u64::MAX, 0],
         null_weighted_hits: vec![],
-        null_exact_mean: f64::NAN,
-        null_exact_var: -1.0,
-        null_weighted_exact_mean: f64::NAN,
-        null_weighted_exact_var: -1.0,
+        null_exact_mean: None,
+        null_exact_var: fx(-1.0),
+        null_weighted_exact_mean: None,
+        null_weighted_exact_var: fx(-1.0),
     };
     let feature = |name: &str, bh: u64, bt: u64, heads: Vec<HeadCounts>| FeatureCounts {
         feature: name.to_string(),

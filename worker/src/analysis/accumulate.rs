@@ -10,7 +10,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use headscan_proto::counts;
-use headscan_proto::pb::PartialCounts;
+use headscan_proto::pb::{Fixed128, PartialCounts};
 
 use super::features::{FeatureKind, FeatureSpec, RecordFeatures, token_features};
 use super::null::NullStream;
@@ -35,6 +35,18 @@ pub struct Accumulator {
     theta: f32,
     seed: u64,
     counts: PartialCounts,
+}
+
+/// Adds a per-sequence real to an exact (fixed-point) sum, so totals do not
+/// depend on the order or grouping in which sequences are added.
+fn add_real(field: &mut Option<Fixed128>, x: f64) -> candle_core::Result<()> {
+    let v = Fixed128::from_f64(x).ok_or_else(|| {
+        candle_core::Error::Msg(format!(
+            "attention sums are not finite ({x}): the model produced NaN or inf"
+        ))
+    })?;
+    counts::add_exact(field, &Some(v));
+    Ok(())
 }
 
 /// Host copy of a `[B, H]` or `[B, H, F]` f64 tensor.
@@ -233,14 +245,20 @@ impl Accumulator {
                         let hc = &mut self.counts.features[spec].heads[slot];
                         hc.arcs += arcs[bh] as u64;
                         hc.hits += hits[bh * ft + c] as u64;
-                        hc.attn_mass += mass[bh];
-                        hc.weighted_hits += weighted[bh * ft + c];
-                        hc.null_exact_mean += arcs[bh] * p;
+                        add_real(&mut hc.attn_mass, mass[bh])?;
+                        add_real(&mut hc.weighted_hits, weighted[bh * ft + c])?;
+                        add_real(&mut hc.null_exact_mean, arcs[bh] * p)?;
                         if n > 1.0 {
-                            hc.null_exact_var += (n * arcs[bh] - sum_k2[bh]) * p * (1.0 - p) / (n - 1.0);
-                            hc.null_weighted_exact_var += p * (1.0 - p) * n / (n - 1.0) * spread_w_sum[bh];
+                            add_real(
+                                &mut hc.null_exact_var,
+                                (n * arcs[bh] - sum_k2[bh]) * p * (1.0 - p) / (n - 1.0),
+                            )?;
+                            add_real(
+                                &mut hc.null_weighted_exact_var,
+                                p * (1.0 - p) * n / (n - 1.0) * spread_w_sum[bh],
+                            )?;
                         }
-                        hc.null_weighted_exact_mean += mass[bh] * p;
+                        add_real(&mut hc.null_weighted_exact_mean, mass[bh] * p)?;
                     }
                     if let (Some(spec), Some((hits, weighted, mean, var, w_mean, w_var))) =
                         (self.contact, &contact)
@@ -249,12 +267,12 @@ impl Accumulator {
                         let hc = &mut self.counts.features[spec].heads[slot];
                         hc.arcs += arcs[bh] as u64;
                         hc.hits += hits[bh] as u64;
-                        hc.attn_mass += mass[bh];
-                        hc.weighted_hits += weighted[bh];
-                        hc.null_exact_mean += mean[bh];
-                        hc.null_exact_var += var[bh];
-                        hc.null_weighted_exact_mean += w_mean[bh];
-                        hc.null_weighted_exact_var += w_var[bh];
+                        add_real(&mut hc.attn_mass, mass[bh])?;
+                        add_real(&mut hc.weighted_hits, weighted[bh])?;
+                        add_real(&mut hc.null_exact_mean, mean[bh])?;
+                        add_real(&mut hc.null_exact_var, var[bh])?;
+                        add_real(&mut hc.null_weighted_exact_mean, w_mean[bh])?;
+                        add_real(&mut hc.null_weighted_exact_var, w_var[bh])?;
                     }
                 }
             }
