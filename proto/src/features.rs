@@ -91,31 +91,41 @@ pub struct ContactCounts {
 }
 
 impl ContactRule {
+    /// Per residue of the first `n`: resolved (when a mask is given) and with
+    /// finite Cα coordinates in `ca` (3 values per residue).
+    pub fn usable(ca: &[f32], resolved: Option<&[bool]>, n: usize) -> Vec<bool> {
+        (0..n)
+            .map(|i| {
+                resolved.is_none_or(|r| r.get(i).copied().unwrap_or(false))
+                    && ca
+                        .get(3 * i..3 * i + 3)
+                        .is_some_and(|xyz| xyz.iter().all(|v| v.is_finite()))
+            })
+            .collect()
+    }
+
+    /// The rule for pair (i, j) given [`Self::usable`] flags: `None` when the
+    /// pair is not valid, else whether the residues are in contact.
+    pub fn pair(&self, ca: &[f32], usable: &[bool], i: usize, j: usize) -> Option<bool> {
+        if !(usable[i] && usable[j] && i.abs_diff(j) >= self.min_separation.max(1)) {
+            return None;
+        }
+        let d2: f32 = (0..3).map(|k| (ca[3 * i + k] - ca[3 * j + k]).powi(2)).sum();
+        Some(d2 < self.max_distance * self.max_distance)
+    }
+
     /// Counts contacts among the valid pairs of one chain. `ca` holds 3·L
     /// coordinates; `resolved` (if any) marks residues with coordinates.
     /// Residues with non-finite coordinates are never valid.
     pub fn count(&self, ca: &[f32], resolved: Option<&[bool]>) -> ContactCounts {
         let n = ca.len() / 3;
-        let ok: Vec<bool> = (0..n)
-            .map(|i| {
-                resolved.is_none_or(|r| r.get(i).copied().unwrap_or(false))
-                    && ca[3 * i..3 * i + 3].iter().all(|v| v.is_finite())
-            })
-            .collect();
-        let cutoff2 = self.max_distance * self.max_distance;
+        let ok = Self::usable(ca, resolved, n);
         let mut counts = ContactCounts::default();
         for i in 0..n {
-            if !ok[i] {
-                continue;
-            }
-            for j in (i + self.min_separation.max(1))..n {
-                if !ok[j] {
-                    continue;
-                }
-                counts.valid_pairs += 1;
-                let d2: f32 = (0..3).map(|k| (ca[3 * i + k] - ca[3 * j + k]).powi(2)).sum();
-                if d2 < cutoff2 {
-                    counts.contacts += 1;
+            for j in (i + 1)..n {
+                if let Some(contact) = self.pair(ca, &ok, i, j) {
+                    counts.valid_pairs += 1;
+                    counts.contacts += contact as u64;
                 }
             }
         }

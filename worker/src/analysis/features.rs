@@ -201,28 +201,14 @@ pub fn record_features(record: &ProteinRecord, specs: &[FeatureSpec], len: usize
         && let (FeatureKind::Contact(rule), Some(ca)) = (&specs[s].kind, &record.ca_coords)
     {
         has[s] = true;
-        let ok: Vec<bool> = (0..len)
-            .map(|i| {
-                record
-                    .resolved
-                    .as_ref()
-                    .is_none_or(|r| r.get(i).copied().unwrap_or(false))
-                    && ca
-                        .get(3 * i..3 * i + 3)
-                        .is_some_and(|xyz| xyz.iter().all(|v| v.is_finite()))
-            })
-            .collect();
-        let cutoff2 = rule.max_distance * rule.max_distance;
+        let ok = ContactRule::usable(ca, record.resolved.as_deref(), len);
         let mut c = vec![0.0; len * len];
         let mut v = vec![0.0; len * len];
         for i in 0..len {
             for j in 0..len {
-                if ok[i] && ok[j] && i.abs_diff(j) >= rule.min_separation.max(1) {
+                if let Some(contact) = rule.pair(ca, &ok, i, j) {
                     v[i * len + j] = 1.0;
-                    let d2: f32 = (0..3).map(|k| (ca[3 * i + k] - ca[3 * j + k]).powi(2)).sum();
-                    if d2 < cutoff2 {
-                        c[i * len + j] = 1.0;
-                    }
+                    c[i * len + j] = contact as u8 as f64;
                 }
             }
         }
