@@ -60,21 +60,29 @@ fn batch(file: &str, columns: Vec<(&str, Column)>) -> Result<RecordBatch, Output
     })
 }
 
-/// Encodes a batch as Parquet bytes (zstd).
-fn encode(file: &str, batch: &RecordBatch) -> Result<Vec<u8>, OutputError> {
-    let bad = |e: parquet::errors::ParquetError| OutputError::Encode {
-        file: file.into(),
-        reason: e.to_string(),
-    };
+/// Encodes one batch as a Parquet file in memory (zstd at `level`, stamped
+/// with headscan's version): the one writer of shards and result tables.
+pub fn parquet_bytes(
+    batch: &RecordBatch,
+    level: ZstdLevel,
+) -> Result<Vec<u8>, parquet::errors::ParquetError> {
     let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_compression(Compression::ZSTD(level))
         .set_created_by(format!("headscan {}", env!("CARGO_PKG_VERSION")))
         .build();
     let mut buf = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props)).map_err(bad)?;
-    w.write(batch).map_err(bad)?;
-    w.close().map_err(bad)?;
+    let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))?;
+    w.write(batch)?;
+    w.close()?;
     Ok(buf)
+}
+
+/// Encodes a result table as Parquet bytes.
+fn encode(file: &str, batch: &RecordBatch) -> Result<Vec<u8>, OutputError> {
+    parquet_bytes(batch, ZstdLevel::default()).map_err(|e| OutputError::Encode {
+        file: file.into(),
+        reason: e.to_string(),
+    })
 }
 
 /// The four tables as (file name, batch).

@@ -5,12 +5,11 @@ use bytes::Bytes;
 use headscan_proto::manifest::{ColumnCoverage, IngestReport, MANIFEST_FILE, Manifest, ShardEntry};
 use headscan_proto::record::{ProteinRecord, SCHEMA_VERSION, to_batch};
 use headscan_proto::store::Location;
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::basic::ZstdLevel;
 use sha2::{Digest, Sha256};
 
 use super::IngestError;
+use crate::outputs::parquet_bytes;
 
 /// Collects records into shards and writes each as soon as it is full.
 pub struct ShardWriter {
@@ -28,21 +27,11 @@ pub fn hash_string(h: Sha256) -> String {
     format!("sha256:{}", hex::encode(h.finalize()))
 }
 
-/// Encodes records as one Parquet file (zstd, canonical schema).
+/// Encodes records as one Parquet file (zstd level 3, canonical schema).
 pub fn encode_parquet(records: &[ProteinRecord]) -> Result<Vec<u8>, IngestError> {
     let batch = to_batch(records).map_err(|e| IngestError::Encode(e.to_string()))?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).map_err(|e| IngestError::Encode(e.to_string()))?,
-        ))
-        .set_created_by(format!("headscan {}", env!("CARGO_PKG_VERSION")))
-        .build();
-    let mut buf = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))
-        .map_err(|e| IngestError::Encode(e.to_string()))?;
-    w.write(&batch).map_err(|e| IngestError::Encode(e.to_string()))?;
-    w.close().map_err(|e| IngestError::Encode(e.to_string()))?;
-    Ok(buf)
+    let level = ZstdLevel::try_new(3).map_err(|e| IngestError::Encode(e.to_string()))?;
+    parquet_bytes(&batch, level).map_err(|e| IngestError::Encode(e.to_string()))
 }
 
 impl ShardWriter {
