@@ -27,7 +27,7 @@ pub fn sequence_attention(
     keep_special: bool,
     device: &Device,
 ) -> Result<DenseAttention, ModelError> {
-    let limit = model.max_positions.map_or(max_len, |m| m.min(max_len));
+    let limit = model.token_limit(max_len);
     let encoded = model.tokenizer.encode(sequence, limit);
     let input = model.tokenizer.batch(std::slice::from_ref(&encoded), device)?;
     let out = model.model.forward(&input, false)?;

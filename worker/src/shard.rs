@@ -48,7 +48,7 @@ pub fn process_records(
     device: &Device,
     mut progress: impl FnMut(usize),
 ) -> Result<PartialCounts, ModelError> {
-    let limit = model.max_positions.map_or(spec.max_len, |m| m.min(spec.max_len));
+    let limit = model.token_limit(spec.max_len);
     let mut acc = Accumulator::new(
         spec.features.clone(),
         model.model.n_layers(),

@@ -110,6 +110,14 @@ pub struct LoadedModel {
     pub max_positions: Option<usize>,
 }
 
+impl LoadedModel {
+    /// Tokens a sequence may use, specials included: `max_len`, never more
+    /// than the model's position limit.
+    pub fn token_limit(&self, max_len: usize) -> usize {
+        self.max_positions.map_or(max_len, |m| m.min(max_len))
+    }
+}
+
 /// Reads `config.json` of a model directory.
 pub fn read_config(dir: &Path) -> Result<serde_json::Value, ModelError> {
     let path = dir.join("config.json");
