@@ -15,6 +15,30 @@ fn demo_dataset(dir: &Path) -> std::path::PathBuf {
     out
 }
 
+/// Runs the demo config (fixture ESM-2) on `dataset` into `out`, with extra
+/// flags; asserts success.
+fn run_demo(dataset: &Path, out: &Path, extra: &[&str]) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (config, model) = (
+        root.join("configs/demo.toml"),
+        root.join("tests/fixtures/models/esm2"),
+    );
+    let mut args = vec![
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--dataset",
+        dataset.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = headscan(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 fn columns(path: &Path) -> Vec<String> {
     let file = std::fs::File::open(path).unwrap();
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
@@ -31,20 +55,7 @@ fn demo_run_writes_every_output() {
     let tmp = tempfile::tempdir().unwrap();
     let ds = demo_dataset(tmp.path());
     let out = tmp.path().join("out");
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/demo.toml");
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/esm2");
-    let o = headscan(&[
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--model",
-        model.to_str().unwrap(),
-        "--dataset",
-        ds.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run_demo(&ds, &out, &[]);
     let heads = columns(&out.join("heads.parquet"));
     for c in [
         "feature",
@@ -161,26 +172,9 @@ fn outputs_are_the_same_bytes_whatever_the_workers_batch_size_and_shards() {
     let (ds3, ds12) = (tmp.path().join("ds3"), tmp.path().join("ds12"));
     ingest_ok("proteinnet", &input, &ds3, &["--shard-rows", "3"]);
     ingest_ok("proteinnet", &input, &ds12, &["--shard-rows", "12"]);
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/demo.toml");
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/esm2");
     let run = |name: &str, ds: &Path, workers: &str, batch: &str| {
         let out = tmp.path().join(name);
-        let o = headscan(&[
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--model",
-            model.to_str().unwrap(),
-            "--dataset",
-            ds.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--workers",
-            workers,
-            "--batch-size",
-            batch,
-        ]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        run_demo(ds, &out, &["--workers", workers, "--batch-size", batch]);
         out
     };
     let reference = run("a", &ds3, "1", "2");
