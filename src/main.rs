@@ -9,7 +9,13 @@ use headscan_coordinator::ingest::{self, Format, IngestOptions};
 use headscan_coordinator::inspect;
 use headscan_proto::features::ContactRule;
 
+mod client;
+mod coordinator;
+mod jobs;
+mod metrics;
 mod run;
+mod submit;
+mod worker;
 
 /// What do the attention heads of protein language models know about structure and function?
 #[derive(Debug, Parser)]
@@ -32,6 +38,21 @@ enum Command {
     Run(run::RunArgs),
     /// Write one sequence's attention as a float32 .npy of shape [layers, heads, L, L].
     Attention(AttentionArgs),
+    /// Serve the Jobs and Work services: plan, schedule and reduce jobs.
+    Coordinator(coordinator::CoordinatorArgs),
+    /// Pull tasks from a coordinator and run them on a device.
+    Worker(worker::WorkerArgs),
+    /// Send a job to a coordinator (the flags of `run`); prints the job id last.
+    Submit(submit::SubmitArgs),
+    /// Show jobs, or follow one live with --watch.
+    Status(jobs::StatusArgs),
+    /// Cancel a job; its workers stop within a heartbeat.
+    Cancel(jobs::CancelArgs),
+    /// Finished jobs and their outputs.
+    Results {
+        #[command(subcommand)]
+        command: jobs::ResultsCommand,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -227,6 +248,12 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Ingest(args) => run_ingest(args).await,
         Command::Attention(args) => run_attention(args).await,
+        Command::Coordinator(args) => coordinator::run(args).await,
+        Command::Worker(args) => worker::run(args).await,
+        Command::Submit(args) => submit::run(args).await,
+        Command::Status(args) => jobs::status(args).await,
+        Command::Cancel(args) => jobs::cancel(args).await,
+        Command::Results { command } => jobs::results(command).await,
         Command::Run(args) => match args.into_config() {
             Ok(cfg) => run::run(cfg, std::io::stderr().is_terminal()).await,
             Err(e) => Err(e),

@@ -2,9 +2,8 @@
 
 use bytes::Bytes;
 use headscan_proto::manifest::{MANIFEST_FILE, Manifest, ShardEntry};
-use headscan_proto::record::{ProteinRecord, RecordError, from_batch};
+use headscan_proto::record::{ProteinRecord, RecordError};
 use headscan_proto::store::{Location, StoreError};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// Errors reading a dataset.
 #[derive(Debug, thiserror::Error)]
@@ -79,21 +78,6 @@ impl Dataset {
 
 /// Decodes the Parquet bytes of a shard into records.
 pub fn decode_shard(bytes: Bytes, url: &str) -> Result<Vec<ProteinRecord>, DatasetError> {
-    let bad = |e: parquet::errors::ParquetError| DatasetError::BadShard {
-        url: url.to_string(),
-        reason: e.to_string(),
-    };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(bad)?
-        .build()
-        .map_err(bad)?;
-    let mut out = Vec::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| DatasetError::BadShard {
-            url: url.to_string(),
-            reason: e.to_string(),
-        })?;
-        out.extend(from_batch(&batch).map_err(|e| (url.to_string(), e))?);
-    }
-    Ok(out)
+    headscan_proto::shard::decode_shard(bytes, url)
+        .map_err(|e| DatasetError::BadShard { url: e.url, reason: e.reason })
 }

@@ -1,5 +1,5 @@
-//! headscan's coordinator: turns protein data into canonical datasets and,
-//! later, plans, schedules and reduces analysis jobs over them.
+//! headscan's coordinator: turns protein data into canonical datasets and
+//! plans, schedules and reduces analysis jobs over them.
 //!
 //! Overview:
 //! - [`ingest`]: every supported input format (FASTA + annotation TSV,
@@ -7,7 +7,12 @@
 //!   RCSB `ss.txt`, UniProtKB flat files, canonical Parquet) streamed into
 //!   Parquet shards and a `manifest.json`, published atomically;
 //! - [`dataset`]: reading a published dataset back, shard by shard;
-//! - [`inspect`]: row/residue counts and feature background rates.
+//! - [`inspect`]: row/residue counts and feature background rates;
+//! - [`plan`] (job → one task per shard), [`state`] (SQLite: jobs, tasks,
+//!   leases, commits), [`scheduler`] (leases, heartbeats, retries, cancel),
+//!   [`reduce`] (prefix fold of committed partials), [`finish`] (statistics,
+//!   tables, report, summary.json), [`server`] (the coordinator process) and
+//!   [`service`] (the tonic `Jobs` and `Work` servers).
 //!
 //! It must not run models or touch attention tensors (that is
 //! `headscan-worker`), and it defines no wire or table formats of its own:
@@ -24,8 +29,16 @@
 
 pub mod config;
 pub mod dataset;
+pub mod finish;
 pub mod ingest;
 pub mod inspect;
+pub mod metrics;
 pub mod outputs;
+pub mod plan;
+pub mod reduce;
 pub mod report;
+pub mod scheduler;
+pub mod server;
+pub mod service;
+pub mod state;
 pub mod stats;

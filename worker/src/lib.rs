@@ -8,7 +8,8 @@
 //!   with `output_attentions=True`;
 //! - [`weights`]: `config.json` + safetensors (sharded too) or `pytorch_model.bin`;
 //! - [`tokenizer`]: each model's own tokenisation of protein sequences;
-//! - [`npy`]: `.npy` output of attention tensors.
+//! - [`npy`]: `.npy` output of attention tensors;
+//! - [`pull`]: the pull loop of `headscan worker` (lease, heartbeat, report).
 //!
 //! It must not plan or schedule work, nor parse input formats: it reads
 //! canonical records (`headscan-proto`) and reports counts.
@@ -27,6 +28,7 @@ pub mod attention;
 pub mod fetch;
 pub mod models;
 pub mod npy;
+pub mod pull;
 pub mod shard;
 pub mod tokenizer;
 pub mod weights;

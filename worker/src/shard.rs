@@ -46,8 +46,22 @@ pub fn process_records(
     records: &[ProteinRecord],
     spec: &AnalysisSpec,
     device: &Device,
-    mut progress: impl FnMut(usize),
+    progress: impl FnMut(usize),
 ) -> Result<PartialCounts, ModelError> {
+    let counts = process_records_until(model, records, spec, device, progress, || false)?;
+    Ok(counts.unwrap_or_default())
+}
+
+/// [`process_records`] that checks `stop` before every batch and gives up
+/// (returning `None`) once it says so: a cancelled task stops within a batch.
+pub fn process_records_until(
+    model: &LoadedModel,
+    records: &[ProteinRecord],
+    spec: &AnalysisSpec,
+    device: &Device,
+    mut progress: impl FnMut(usize),
+    stop: impl Fn() -> bool,
+) -> Result<Option<PartialCounts>, ModelError> {
     let limit = model.token_limit(spec.max_len);
     let mut acc = Accumulator::new(
         spec.features.clone(),
@@ -67,6 +81,9 @@ pub fn process_records(
     }
     for (padded, members) in &buckets {
         for chunk in members.chunks(spec.batch_size.max(1)) {
+            if stop() {
+                return Ok(None);
+            }
             let batch: Vec<_> = chunk.iter().map(|&i| encoded[i].clone()).collect();
             let features: Vec<_> = chunk
                 .iter()
@@ -88,7 +105,7 @@ pub fn process_records(
             progress(chunk.len());
         }
     }
-    Ok(acc.into_counts())
+    Ok(Some(acc.into_counts()))
 }
 
 #[cfg(test)]

@@ -1,10 +1,14 @@
 //! Model weights: `*.safetensors` (one file or sharded with
-//! `model.safetensors.index.json`) or `pytorch_model.bin`, as a candle `VarBuilder`.
+//! `model.safetensors.index.json`) or `pytorch_model.bin`, as a candle
+//! `VarBuilder` that resolves parameter names as transformers' loader does
+//! (see [`canonical_name`]), so every family accepts the same checkpoints.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
-use candle_nn::VarBuilder;
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::{Init, VarBuilder};
 
 /// On-disk weight formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,12 +80,105 @@ pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>, WeightsError> {
     Ok(files)
 }
 
+/// The name a stored tensor has in the base model, as transformers' loader
+/// maps checkpoint keys: the base-model prefix (`bert.`, `esm.` …) of a
+/// task-head checkpoint is dropped, and TensorFlow-era LayerNorm parameters
+/// (`gamma`, `beta`) become `weight` and `bias`.
+pub fn canonical_name(stored: &str, base_prefix: &str) -> String {
+    let mut name = stored;
+    if !base_prefix.is_empty()
+        && let Some(rest) = stored.strip_prefix(base_prefix).and_then(|r| r.strip_prefix('.'))
+    {
+        name = rest;
+    }
+    match name.rsplit_once('.') {
+        Some((head, "gamma")) => format!("{head}.weight"),
+        Some((head, "beta")) => format!("{head}.bias"),
+        _ => name.to_string(),
+    }
+}
+
+/// A weight store whose tensors are found under the names the model code
+/// asks for (base-model names, `weight`/`bias`), whatever names the
+/// checkpoint stores them under. A name stored as asked always wins.
+struct CheckpointNames {
+    inner: Box<dyn SimpleBackend>,
+    /// Base-model name → stored name, for stored names that differ.
+    aliases: HashMap<String, String>,
+    /// The base-model prefix, where the checkpoint stores names under it.
+    stored_prefix: Option<String>,
+}
+
+impl CheckpointNames {
+    fn new(inner: Box<dyn SimpleBackend>, mut stored: Vec<String>, base_prefix: &str) -> Self {
+        stored.sort();
+        let direct: HashSet<&str> = stored.iter().map(String::as_str).collect();
+        let mut aliases = HashMap::new();
+        for key in &stored {
+            let canonical = canonical_name(key, base_prefix);
+            if canonical != *key && !direct.contains(canonical.as_str()) {
+                aliases.entry(canonical).or_insert_with(|| key.clone());
+            }
+        }
+        let prefixed = format!("{base_prefix}.");
+        let stored_prefix = (!base_prefix.is_empty() && stored.iter().any(|k| k.starts_with(&prefixed)))
+            .then(|| base_prefix.to_string());
+        Self {
+            inner,
+            aliases,
+            stored_prefix,
+        }
+    }
+
+    fn resolve<'a>(&'a self, name: &'a str) -> &'a str {
+        self.aliases.get(name).map_or(name, String::as_str)
+    }
+
+    /// A missing tensor, named as this checkpoint would store it.
+    fn missing(&self, name: &str) -> candle_core::Error {
+        let path = match &self.stored_prefix {
+            Some(prefix) => format!("{prefix}.{name}"),
+            None => name.to_string(),
+        };
+        candle_core::Error::CannotFindTensor { path }
+    }
+}
+
+impl SimpleBackend for CheckpointNames {
+    fn get(&self, s: Shape, name: &str, h: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        let stored = self.resolve(name);
+        if !self.inner.contains_tensor(stored) {
+            return Err(self.missing(name));
+        }
+        self.inner.get(s, stored, h, dtype, dev).map_err(|e| match e {
+            candle_core::Error::UnexpectedShape { expected, got, .. } => {
+                candle_core::Error::UnexpectedShape {
+                    msg: stored.to_string(),
+                    expected,
+                    got,
+                }
+            }
+            other => other,
+        })
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        self.inner.get_unchecked(self.resolve(name), dtype, dev)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.inner.contains_tensor(self.resolve(name))
+    }
+}
+
 /// Opens the weights of a model directory (float32), choosing the format
-/// (safetensors first) unless one is forced.
+/// (safetensors first) unless one is forced. Tensors are looked up by their
+/// base-model names ([`canonical_name`] with `base_prefix`, e.g. `"bert"`).
 pub fn open_weights(
     dir: &Path,
     device: &Device,
     format: Option<WeightFormat>,
+    base_prefix: &str,
 ) -> Result<VarBuilder<'static>, WeightsError> {
     let st = safetensors_files(dir)?;
     let pth = dir.join("pytorch_model.bin");
@@ -91,25 +188,65 @@ pub fn open_weights(
         None if pth.is_file() => WeightFormat::PyTorch,
         None => return Err(WeightsError::Missing(dir.display().to_string())),
     };
-    match format {
+    let (inner, stored): (Box<dyn SimpleBackend>, Vec<String>) = match format {
         WeightFormat::Safetensors => {
             if st.is_empty() {
                 return Err(WeightsError::Missing(dir.display().to_string()));
             }
             // SAFETY: the files are memory-mapped read-only; headscan never
             // writes model files while a model is loaded.
-            unsafe { VarBuilder::from_mmaped_safetensors(&st, DType::F32, device) }.map_err(|source| {
-                WeightsError::Read {
-                    path: st[0].display().to_string(),
-                    source,
-                }
-            })
+            let tensors =
+                unsafe { candle_core::safetensors::MmapedSafetensors::multi(&st) }.map_err(|source| {
+                    WeightsError::Read {
+                        path: st[0].display().to_string(),
+                        source,
+                    }
+                })?;
+            let names = tensors.tensors().into_iter().map(|(name, _)| name).collect();
+            (Box::new(tensors), names)
         }
         WeightFormat::PyTorch => {
-            VarBuilder::from_pth(&pth, DType::F32, device).map_err(|source| WeightsError::Read {
-                path: pth.display().to_string(),
-                source,
-            })
+            let tensors =
+                candle_core::pickle::PthTensors::new(&pth, None).map_err(|source| WeightsError::Read {
+                    path: pth.display().to_string(),
+                    source,
+                })?;
+            let names = tensors.tensor_infos().keys().cloned().collect();
+            (Box::new(tensors), names)
         }
+    };
+    let backend = CheckpointNames::new(inner, stored, base_prefix);
+    Ok(VarBuilder::from_backend(
+        Box::new(backend),
+        DType::F32,
+        device.clone(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_name;
+
+    #[test]
+    fn canonical_names_follow_transformers_loader() {
+        assert_eq!(
+            canonical_name("bert.encoder.layer.0.output.LayerNorm.gamma", "bert"),
+            "encoder.layer.0.output.LayerNorm.weight"
+        );
+        assert_eq!(
+            canonical_name("encoder.layer.0.attention.LayerNorm.beta", "esm"),
+            "encoder.layer.0.attention.LayerNorm.bias"
+        );
+        assert_eq!(
+            canonical_name("esm.embeddings.word_embeddings.weight", "esm"),
+            "embeddings.word_embeddings.weight"
+        );
+        // Another family's prefix, or a prefix that is only a name's start, stays.
+        assert_eq!(canonical_name("bertology.weight", "bert"), "bertology.weight");
+        assert_eq!(
+            canonical_name("cls.predictions.bias", "bert"),
+            "cls.predictions.bias"
+        );
+        assert_eq!(canonical_name("shared.weight", ""), "shared.weight");
     }
 }

@@ -1,12 +1,15 @@
 //! Golden tests: attention of every family equals Hugging Face transformers
 //! (fixtures made by tests/golden/make_fixtures.py on tiny random models) to
 //! 1e-5, from safetensors and from pytorch_model.bin, and the tokenizers give
-//! the same ids as transformers' tokenizers.
+//! the same ids as transformers' tokenizers. Each family also loads the same
+//! weights stored under the other names transformers' loader accepts
+//! (TensorFlow-era `gamma`/`beta`, with or without the base-model prefix).
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use headscan_worker::models::{ModelInput, load_model_with};
+use headscan_worker::models::{Family, ModelInput, detect_family, load_model_with, read_config};
 use headscan_worker::weights::WeightFormat;
 
 fn fixture(name: &str) -> PathBuf {
@@ -31,7 +34,12 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
 /// Runs every recorded case of a fixture and compares attentions (and hidden
 /// states where recorded) over the real (unpadded) query rows.
 fn check(name: &str, format: WeightFormat) {
-    let dir = fixture(name);
+    check_dir(name, &fixture(name), format);
+}
+
+/// [`check`] on the model in `dir` (a fixture or a renamed copy of one).
+fn check_dir(name: &str, dir: &Path, format: WeightFormat) {
+    let dir = dir.to_path_buf();
     let device = Device::Cpu;
     let model = load_model_with(&dir, &device, Some(format)).unwrap_or_else(|e| panic!("{name}: {e}"));
     let cases: serde_json::Value =
@@ -147,6 +155,63 @@ fn same_from_both_formats(name: &str) {
     }
 }
 
+/// Names as the other convention stores them: LayerNorm `weight`/`bias` as
+/// `gamma`/`beta` (transformers 5 writes ESM's so), and the base-model prefix
+/// added where the fixture has none, dropped where it has one.
+fn other_name(stored: &str, prefix: &str, add_prefix: bool) -> String {
+    let is_norm = stored.contains("LayerNorm") || stored.contains("layer_norm");
+    let mut name = match stored.rsplit_once('.') {
+        Some((head, "weight")) if is_norm => format!("{head}.gamma"),
+        Some((head, "bias")) if is_norm => format!("{head}.beta"),
+        _ => stored.to_string(),
+    };
+    if !prefix.is_empty() {
+        name = match name.strip_prefix(&format!("{prefix}.")) {
+            Some(bare) if !add_prefix => bare.to_string(),
+            Some(_) => name,
+            None if add_prefix => format!("{prefix}.{name}"),
+            None => name,
+        };
+    }
+    name
+}
+
+/// A copy of fixture `name` whose model.safetensors stores every tensor under
+/// the other naming; returns the copy and how many names changed.
+fn renamed_copy(name: &str) -> (tempfile::TempDir, usize) {
+    let src = fixture(name);
+    let dst = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let file = path.file_name().unwrap().to_str().unwrap().to_string();
+        if file != "model.safetensors" && file != "pytorch_model.bin" {
+            std::fs::copy(&path, dst.path().join(&file)).unwrap();
+        }
+    }
+    let family: Family = detect_family(&read_config(&src).unwrap()).unwrap();
+    let prefix = family.base_model_prefix();
+    let tensors = candle_core::safetensors::load(src.join("model.safetensors"), &Device::Cpu).unwrap();
+    let add_prefix = !tensors.keys().any(|k| k.starts_with(&format!("{prefix}.")));
+    let mut changed = 0;
+    let renamed: HashMap<String, Tensor> = tensors
+        .into_iter()
+        .map(|(k, v)| {
+            let n = other_name(&k, prefix, add_prefix);
+            changed += usize::from(n != k);
+            (n, v)
+        })
+        .collect();
+    candle_core::safetensors::save(&renamed, dst.path().join("model.safetensors")).unwrap();
+    (dst, changed)
+}
+
+/// The fixture's weights under the other naming give the same attention.
+fn other_naming(name: &str) {
+    let (dir, changed) = renamed_copy(name);
+    assert!(changed > 0, "{name}: nothing renamed");
+    check_dir(name, dir.path(), WeightFormat::Safetensors);
+}
+
 macro_rules! golden {
     ($($test:ident => $name:literal),* $(,)?) => {$(
         #[test]
@@ -154,6 +219,7 @@ macro_rules! golden {
             check($name, WeightFormat::Safetensors);
             check($name, WeightFormat::PyTorch);
             same_from_both_formats($name);
+            other_naming($name);
         }
     )*};
 }

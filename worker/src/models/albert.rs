@@ -133,7 +133,7 @@ pub struct AlbertModel {
 }
 
 impl AlbertModel {
-    /// Builds the model from weights (`albert.`-prefixed or bare `AlbertModel` names).
+    /// Builds the model from weights (by `AlbertModel` names; the loader resolves `albert.`-prefixed ones).
     pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
         if cfg.num_attention_heads == 0 || !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads) {
             candle_core::bail!(
@@ -156,11 +156,6 @@ impl AlbertModel {
             );
         }
         let activation = Activation::from_name(&cfg.hidden_act)?;
-        let vb = if vb.contains_tensor("albert.embeddings.word_embeddings.weight") {
-            vb.pp("albert")
-        } else {
-            vb
-        };
         let embeddings = Embeddings::load(
             &vb.pp("embeddings"),
             cfg.vocab_size,

@@ -59,56 +59,11 @@ pub struct Config {
     pub position_embedding_type: String,
 }
 
-pub(crate) use super::common::weight;
-
-/// `nn.Linear(in_dim, out_dim)` with bias: `weight [out, in]`, `bias [out]`.
-pub(crate) fn linear(vb: &VarBuilder, in_dim: usize, out_dim: usize) -> Result<Linear> {
-    let w = weight(vb, (out_dim, in_dim), "weight")?;
-    let b = weight(vb, out_dim, "bias")?;
-    Ok(Linear::new(w, Some(b)))
-}
+pub(crate) use super::common::{LayerNorm, linear, weight};
 
 /// `nn.Embedding(rows, dim)`.
 pub(crate) fn embedding(vb: &VarBuilder, rows: usize, dim: usize) -> Result<Embedding> {
     Ok(Embedding::new(weight(vb, (rows, dim), "weight")?, dim))
-}
-
-/// `nn.LayerNorm` over the last dimension, computed in two passes (mean, then
-/// variance of the centred values) as PyTorch does.
-#[derive(Debug, Clone)]
-pub(crate) struct LayerNorm {
-    weight: Tensor,
-    bias: Tensor,
-    eps: f64,
-}
-
-impl LayerNorm {
-    /// Loads `weight`/`bias` (or TensorFlow-era `gamma`/`beta`) of size `dim`.
-    pub(crate) fn load(vb: &VarBuilder, dim: usize, eps: f64) -> Result<Self> {
-        let (w, b) = if !vb.contains_tensor("weight") && vb.contains_tensor("gamma") {
-            ("gamma", "beta")
-        } else {
-            ("weight", "bias")
-        };
-        Ok(Self {
-            weight: weight(vb, dim, w)?,
-            bias: weight(vb, dim, b)?,
-            eps,
-        })
-    }
-}
-
-impl Module for LayerNorm {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let centred = x.broadcast_sub(&mean)?;
-        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-        let rstd = (var + self.eps)?.sqrt()?.recip()?;
-        centred
-            .broadcast_mul(&rstd)?
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
-    }
 }
 
 /// Additive key mask `[batch, 1, 1, T]`: 0 for real tokens, `value` for padding.
@@ -293,7 +248,7 @@ pub struct BertModel {
 }
 
 impl BertModel {
-    /// Builds the model from weights (`bert.`-prefixed or bare `BertModel` names);
+    /// Builds the model from weights (by `BertModel` names; the loader resolves `bert.`-prefixed ones);
     /// `family` selects the padding mask value (TAPE: -10000, Hugging Face: f32::MIN).
     pub fn load(vb: VarBuilder, cfg: &Config, family: Family) -> Result<Self> {
         if cfg.num_attention_heads == 0 || !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads) {
@@ -310,11 +265,6 @@ impl BertModel {
             );
         }
         let activation = Activation::from_name(&cfg.hidden_act)?;
-        let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") {
-            vb.pp("bert")
-        } else {
-            vb
-        };
         let embeddings = Embeddings::load(
             &vb.pp("embeddings"),
             cfg.vocab_size,

@@ -1,7 +1,7 @@
 //! Pieces every family shares: attention masks, activations, softmax.
 
-use candle_core::{DType, Result, Shape, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::{D, DType, Module, Result, Shape, Tensor};
+use candle_nn::{Linear, VarBuilder};
 
 /// Additive key mask `[batch, 1, 1, T]`: 0 for real tokens, `f32::MIN` for
 /// padding, as transformers builds it (`(1 - mask) * finfo(float32).min`).
@@ -82,14 +82,61 @@ pub fn weight<S: Into<Shape>>(vb: &VarBuilder, shape: S, name: &str) -> Result<T
         while let candle_core::Error::WithBacktrace { inner: i, .. } = inner {
             inner = i;
         }
+        // The weight loader names tensors as the checkpoint stores them.
         candle_core::Error::Msg(match inner {
-            candle_core::Error::CannotFindTensor { .. } => {
-                format!("missing tensor `{path}` (expected shape {shape:?})")
+            candle_core::Error::CannotFindTensor { path: stored } => {
+                format!("missing tensor `{stored}` (expected shape {shape:?})")
             }
-            candle_core::Error::UnexpectedShape { got, .. } => {
-                format!("tensor `{path}` has shape {got:?}, expected {shape:?}")
+            candle_core::Error::UnexpectedShape { got, msg, .. } => {
+                let stored = if msg.is_empty() { &path } else { msg };
+                format!("tensor `{stored}` has shape {got:?}, expected {shape:?}")
             }
             other => format!("tensor `{path}` (expected shape {shape:?}): {other}"),
         })
     })
+}
+
+/// `nn.LayerNorm` over the last dimension, for every family. Computed in f32
+/// as PyTorch does, but never as E[x²] − mean² (which loses every digit when
+/// the residual stream carries a large mean): the mean is taken, the values
+/// centred, the centred values' own small mean removed again (so the mean's
+/// rounding does not leak into the variance), then the variance of the
+/// centred values.
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    /// Loads `weight` and `bias` of size `dim` (the weight loader also finds
+    /// them stored as `gamma`/`beta`).
+    pub fn load(vb: &VarBuilder, dim: usize, eps: f64) -> Result<Self> {
+        Ok(Self {
+            weight: weight(vb, dim, "weight")?,
+            bias: weight(vb, dim, "bias")?,
+            eps,
+        })
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+        let centred = centred.broadcast_sub(&centred.mean_keepdim(D::Minus1)?)?;
+        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        let rstd = (var + self.eps)?.sqrt()?.recip()?;
+        centred
+            .broadcast_mul(&rstd)?
+            .broadcast_mul(&self.weight)?
+            .broadcast_add(&self.bias)
+    }
+}
+
+/// `nn.Linear(in_dim, out_dim)` with bias: `weight [out, in]`, `bias [out]`.
+pub fn linear(vb: &VarBuilder, in_dim: usize, out_dim: usize) -> Result<Linear> {
+    let w = weight(vb, (out_dim, in_dim), "weight")?;
+    let b = weight(vb, out_dim, "bias")?;
+    Ok(Linear::new(w, Some(b)))
 }

@@ -3,9 +3,11 @@
 //! pre-LN layers and a final `emb_layer_norm_after`.
 
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Embedding, Linear, VarBuilder};
 
-use super::common::{Activation, additive_key_mask, merge_heads, softmax_last_dim, split_heads};
+use super::common::{
+    Activation, LayerNorm, additive_key_mask, linear, merge_heads, softmax_last_dim, split_heads,
+};
 use super::{AttentionModel, ModelInput, ModelOutput};
 
 /// Fraction of tokens masked in every ESM training run (15 % selected × 80 % `<mask>`).
@@ -117,18 +119,6 @@ impl Config {
 
 use super::common::weight as get;
 
-fn linear(vb: &VarBuilder, in_dim: usize, out_dim: usize) -> Result<Linear> {
-    let w = get(vb, (out_dim, in_dim), "weight")?;
-    let b = get(vb, out_dim, "bias")?;
-    Ok(Linear::new(w, Some(b)))
-}
-
-fn layer_norm(vb: &VarBuilder, dim: usize, eps: f64) -> Result<LayerNorm> {
-    let w = get(vb, dim, "weight")?;
-    let b = get(vb, dim, "bias")?;
-    Ok(LayerNorm::new(w, b, eps))
-}
-
 /// One pre-LN encoder layer.
 struct EsmLayer {
     attn_ln: LayerNorm,
@@ -161,7 +151,7 @@ pub struct EsmModel {
 }
 
 impl EsmModel {
-    /// Builds the model from weights (with or without the `esm.` prefix).
+    /// Builds the model from weights (by `EsmModel` names; the loader resolves `esm.`-prefixed ones).
     pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
         let (h, heads) = (cfg.hidden_size, cfg.num_attention_heads);
         if heads == 0 || h == 0 || h % heads != 0 {
@@ -182,11 +172,6 @@ impl EsmModel {
         }
         // Validate the name; transformers' ESM uses exact GELU whatever it says.
         Activation::from_name(&cfg.hidden_act)?;
-        let vb = if vb.contains_tensor("esm.embeddings.word_embeddings.weight") {
-            vb.pp("esm")
-        } else {
-            vb
-        };
         let eps = cfg.layer_norm_eps;
         let emb = vb.pp("embeddings");
         let word_embeddings = Embedding::new(get(&emb, (cfg.vocab_size, h), "word_embeddings.weight")?, h);
@@ -201,7 +186,7 @@ impl EsmModel {
             Some(Embedding::new(w, h))
         };
         let emb_ln_before = if cfg.emb_layer_norm_before {
-            Some(layer_norm(&emb.pp("layer_norm"), h, eps)?)
+            Some(LayerNorm::load(&emb.pp("layer_norm"), h, eps)?)
         } else {
             None
         };
@@ -223,18 +208,18 @@ impl EsmModel {
                 Some(Tensor::from_vec(v, head_dim / 2, vb.device())?)
             };
             layers.push(EsmLayer {
-                attn_ln: layer_norm(&att.pp("LayerNorm"), h, eps)?,
+                attn_ln: LayerNorm::load(&att.pp("LayerNorm"), h, eps)?,
                 query: linear(&sa.pp("query"), h, h)?,
                 key: linear(&sa.pp("key"), h, h)?,
                 value: linear(&sa.pp("value"), h, h)?,
                 attn_out: linear(&att.pp("output").pp("dense"), h, h)?,
-                ffn_ln: layer_norm(&l.pp("LayerNorm"), h, eps)?,
+                ffn_ln: LayerNorm::load(&l.pp("LayerNorm"), h, eps)?,
                 intermediate: linear(&l.pp("intermediate").pp("dense"), h, cfg.intermediate_size)?,
                 output: linear(&l.pp("output").pp("dense"), cfg.intermediate_size, h)?,
                 inv_freq,
             });
         }
-        let emb_ln_after = layer_norm(&enc.pp("emb_layer_norm_after"), h, eps)?;
+        let emb_ln_after = LayerNorm::load(&enc.pp("emb_layer_norm_after"), h, eps)?;
         Ok(Self {
             word_embeddings,
             position_embeddings,

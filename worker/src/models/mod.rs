@@ -62,6 +62,20 @@ pub enum Family {
     T5,
 }
 
+impl Family {
+    /// transformers' `base_model_prefix`: task-head checkpoints (e.g.
+    /// `BertForMaskedLM`) store the base model's tensors under it.
+    pub fn base_model_prefix(self) -> &'static str {
+        match self {
+            Family::Bert | Family::TapeBert => "bert",
+            Family::Albert => "albert",
+            Family::XLNet => "transformer",
+            Family::Esm => "esm",
+            Family::T5 => "",
+        }
+    }
+}
+
 /// `model_type` values and the families they select.
 pub const SUPPORTED_MODEL_TYPES: [(&str, Family); 5] = [
     ("bert", Family::Bert),
@@ -161,7 +175,7 @@ pub fn load_model_with(
 ) -> Result<LoadedModel, ModelError> {
     let config = read_config(dir)?;
     let family = detect_family(&config)?;
-    let vb = open_weights(dir, device, format)?;
+    let vb = open_weights(dir, device, format, family.base_model_prefix())?;
     let tokenizer = ProteinTokenizer::load(dir, family)?;
     let parse = |e: serde_json::Error| ModelError::Config {
         path: dir.join("config.json").display().to_string(),

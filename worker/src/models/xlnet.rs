@@ -3,9 +3,9 @@
 //! no two-stream attention, `bi_data` off).
 
 use candle_core::{D, DType, Device, Module, Result, Tensor};
-use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Embedding, Linear, VarBuilder};
 
-use super::common::{Activation, merge_heads, softmax_last_dim, split_heads};
+use super::common::{Activation, LayerNorm, linear, merge_heads, softmax_last_dim, split_heads};
 use super::{AttentionModel, ModelInput, ModelOutput};
 
 fn default_vocab_size() -> usize {
@@ -89,21 +89,6 @@ impl Config {
 
 use super::common::weight as get;
 
-fn layer_norm(vb: &VarBuilder, size: usize, eps: f64) -> Result<LayerNorm> {
-    Ok(LayerNorm::new(
-        get(vb, size, "weight")?,
-        get(vb, size, "bias")?,
-        eps,
-    ))
-}
-
-fn linear(vb: &VarBuilder, in_dim: usize, out_dim: usize) -> Result<Linear> {
-    Ok(Linear::new(
-        get(vb, (out_dim, in_dim), "weight")?,
-        Some(get(vb, out_dim, "bias")?),
-    ))
-}
-
 /// Relative multi-head attention of one layer (content stream).
 struct RelAttention {
     /// Projections `[d_model, heads·d_head]`.
@@ -141,7 +126,7 @@ impl RelAttention {
             seg_embed_t: get(&vb, (2, n, dh), "seg_embed")?
                 .permute((1, 2, 0))?
                 .contiguous()?,
-            layer_norm: layer_norm(&vb.pp("layer_norm"), d, cfg.layer_norm_eps)?,
+            layer_norm: LayerNorm::load(&vb.pp("layer_norm"), d, cfg.layer_norm_eps)?,
             n_head: n,
             scale: 1.0 / (dh as f64).sqrt(),
         })
@@ -225,7 +210,7 @@ impl FeedForward {
         Ok(Self {
             layer_1: linear(&vb.pp("layer_1"), cfg.d_model, cfg.d_inner)?,
             layer_2: linear(&vb.pp("layer_2"), cfg.d_inner, cfg.d_model)?,
-            layer_norm: layer_norm(&vb.pp("layer_norm"), cfg.d_model, cfg.layer_norm_eps)?,
+            layer_norm: LayerNorm::load(&vb.pp("layer_norm"), cfg.d_model, cfg.layer_norm_eps)?,
             act: Activation::from_name(&cfg.ff_activation)?,
         })
     }
@@ -255,7 +240,7 @@ pub struct XLNetModel {
 }
 
 impl XLNetModel {
-    /// Builds the model from weights (top-level names, or under `transformer.`).
+    /// Builds the model from weights (by `XLNetModel` names; the loader resolves `transformer.`-prefixed ones).
     pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
         if cfg.n_head == 0 || cfg.head_dim() == 0 || cfg.d_model == 0 {
             candle_core::bail!("xlnet: d_model, n_head and d_head must be positive");
@@ -274,13 +259,6 @@ impl XLNetModel {
         if cfg.bi_data {
             candle_core::bail!("xlnet: bi_data is a pretraining option and is not supported");
         }
-        let vb = if !vb.contains_tensor("word_embedding.weight")
-            && vb.contains_tensor("transformer.word_embedding.weight")
-        {
-            vb.pp("transformer")
-        } else {
-            vb
-        };
         let emb = get(&vb, (cfg.vocab_size, cfg.d_model), "word_embedding.weight")?;
         let word_embedding = Embedding::new(emb, cfg.d_model);
         let layers = (0..cfg.n_layer)

@@ -1,0 +1,114 @@
+//! Planning: a job configuration becomes a wire [`JobSpec`], and a job over a
+//! dataset becomes one task per shard (with the rows each may use under
+//! `limit`).
+
+use headscan_proto::manifest::ShardEntry;
+use headscan_proto::pb::JobSpec;
+
+use crate::config::{ConfigError, RunConfig};
+
+/// The wire spec of a job configuration (the full configuration travels as
+/// JSON beside the fields workers read).
+pub fn spec_from_config(cfg: &RunConfig, name: &str, allow_partial: bool) -> Result<JobSpec, ConfigError> {
+    let config_json = serde_json::to_string(cfg).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    Ok(JobSpec {
+        model: cfg.model.clone().unwrap_or_default(),
+        dataset: cfg.dataset.clone().unwrap_or_default(),
+        features: cfg.features.clone(),
+        threshold: cfg.threshold,
+        max_len: cfg.max_len as u32,
+        min_arcs: cfg.min_arcs,
+        null_samples: cfg.null_samples,
+        seed: cfg.seed,
+        limit: cfg.limit,
+        output: cfg.out.clone().unwrap_or_default(),
+        contact_distance: f64::from(cfg.contact.distance),
+        contact_min_separation: cfg.contact.min_separation as u32,
+        batch_size: cfg.batch_size as u32,
+        allow_partial,
+        name: name.to_string(),
+        config_json,
+        max_attempts: 0,
+    })
+}
+
+/// The job configuration of a wire spec: its JSON when present, else the fields.
+pub fn config_from_spec(spec: &JobSpec) -> Result<RunConfig, ConfigError> {
+    let mut cfg = if spec.config_json.is_empty() {
+        RunConfig::default()
+    } else {
+        serde_json::from_str(&spec.config_json)
+            .map_err(|e| ConfigError::Invalid(format!("job configuration: {e}")))?
+    };
+    // The fields workers read are authoritative.
+    cfg.model = Some(spec.model.clone());
+    cfg.dataset = Some(spec.dataset.clone());
+    cfg.out = Some(spec.output.clone());
+    cfg.features = spec.features.clone();
+    cfg.threshold = spec.threshold;
+    cfg.max_len = spec.max_len as usize;
+    cfg.min_arcs = spec.min_arcs;
+    cfg.null_samples = spec.null_samples;
+    cfg.seed = spec.seed;
+    cfg.limit = spec.limit;
+    cfg.batch_size = (spec.batch_size as usize).max(1);
+    cfg.contact.distance = spec.contact_distance as f32;
+    cfg.contact.min_separation = spec.contact_min_separation as usize;
+    Ok(cfg)
+}
+
+/// One task per shard: (shard path, rows to use), stopping when `limit`
+/// (0 = all) sequences are planned.
+pub fn plan_tasks(shards: &[ShardEntry], limit: u64) -> Vec<(String, u64)> {
+    let mut remaining = if limit == 0 { u64::MAX } else { limit };
+    let mut tasks = Vec::new();
+    for shard in shards {
+        if remaining == 0 {
+            break;
+        }
+        let take = shard.rows.min(remaining);
+        remaining -= take;
+        tasks.push((shard.url.clone(), take));
+    }
+    tasks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_round_trips_the_config() {
+        let mut cfg = RunConfig {
+            model: Some("/m".into()),
+            dataset: Some("/d".into()),
+            out: Some("/o".into()),
+            null_samples: 7,
+            limit: 5,
+            ..RunConfig::default()
+        };
+        cfg.notes.push("note".into());
+        let spec = spec_from_config(&cfg, "n", true).unwrap();
+        assert!(spec.allow_partial);
+        assert_eq!(config_from_spec(&spec).unwrap(), cfg);
+    }
+
+    #[test]
+    fn limit_cuts_the_plan() {
+        let shards: Vec<ShardEntry> = [3u64, 3, 1]
+            .iter()
+            .enumerate()
+            .map(|(i, &rows)| ShardEntry {
+                url: format!("shards/part-{i:05}.parquet"),
+                rows,
+                residues: 0,
+                content_hash: String::new(),
+                file_sha256: String::new(),
+                bytes: 0,
+            })
+            .collect();
+        assert_eq!(plan_tasks(&shards, 0).len(), 3);
+        let p = plan_tasks(&shards, 4);
+        assert_eq!(p.iter().map(|t| t.1).collect::<Vec<_>>(), [3, 1]);
+    }
+}

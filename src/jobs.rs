@@ -1,0 +1,283 @@
+//! `headscan status`, `headscan cancel` and `headscan results list`: the
+//! user's view of a coordinator's jobs.
+
+use std::io::Write;
+
+use headscan_proto::pb::{
+    CancelJobRequest, JobState, JobStatus, JobStatusRequest, ListJobsRequest, ResultsRequest,
+};
+
+use crate::client::{ClientArgs, Jobs, call_error};
+
+/// Flags of `headscan status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// A job id (all jobs when absent).
+    job: Option<String>,
+    /// Follow the job live until it ends (needs JOB).
+    #[arg(long, requires = "job")]
+    watch: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// Flags of `headscan cancel`.
+#[derive(Debug, clap::Args)]
+pub struct CancelArgs {
+    /// The job to cancel.
+    job: String,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// `headscan results` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum ResultsCommand {
+    /// Succeeded jobs and where their outputs are.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// Lower-case name of a job state.
+pub fn state_name(state: i32) -> &'static str {
+    match JobState::try_from(state) {
+        Ok(JobState::Queued) => "queued",
+        Ok(JobState::Running) => "running",
+        Ok(JobState::Reducing) => "reducing",
+        Ok(JobState::Succeeded) => "succeeded",
+        Ok(JobState::Failed) => "failed",
+        Ok(JobState::Cancelled) => "cancelled",
+        _ => "unknown",
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One progress line: state, shards done/total, sequences/s, ETA, failures.
+pub fn progress_line(s: &JobStatus) -> String {
+    let end = if s.finished_unix_ms > 0 {
+        s.finished_unix_ms
+    } else {
+        now_ms()
+    };
+    let secs = if s.started_unix_ms > 0 {
+        end.saturating_sub(s.started_unix_ms) as f64 / 1000.0
+    } else {
+        0.0
+    };
+    let rate = if secs > 0.0 {
+        s.sequences_done as f64 / secs
+    } else {
+        0.0
+    };
+    let eta = if rate > 0.0 && s.finished_unix_ms == 0 {
+        let left = s.sequences_total.saturating_sub(s.sequences_done) as f64 / rate;
+        format!("ETA {}", human_secs(left))
+    } else {
+        "ETA -".into()
+    };
+    format!(
+        "{} {} shards {}/{} (leased {}, queued {}) sequences {}/{} {:.1} seq/s {} failures {} (shards {}) workers {}",
+        s.job_id,
+        state_name(s.state),
+        s.tasks_done,
+        s.tasks_total,
+        s.tasks_leased,
+        s.tasks_queued,
+        s.sequences_done,
+        s.sequences_total,
+        rate,
+        eta,
+        s.attempts_failed,
+        s.tasks_failed,
+        s.workers_live
+    )
+}
+
+fn human_secs(s: f64) -> String {
+    let s = s.round() as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Follows a job's Watch stream to its end, printing progress (to stdout
+/// when `to_stdout`, else to stderr at most once a second); returns the last status.
+pub async fn follow(
+    jobs: &mut Jobs,
+    coordinator: &str,
+    job: &str,
+    to_stdout: bool,
+) -> anyhow::Result<JobStatus> {
+    let mut backoff = std::time::Duration::from_millis(200);
+    loop {
+        let stream = jobs
+            .watch(JobStatusRequest {
+                job_id: job.to_string(),
+            })
+            .await;
+        let mut stream = match stream {
+            Ok(s) => s.into_inner(),
+            Err(s) if s.code() == tonic::Code::Unavailable => {
+                // The coordinator may be restarting: keep trying.
+                tracing::warn!(status = %s.message(), "coordinator unreachable; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+                continue;
+            }
+            Err(s) => return Err(call_error(coordinator, s)),
+        };
+        let mut last_print = std::time::Instant::now() - std::time::Duration::from_secs(10);
+        let mut last: Option<JobStatus> = None;
+        loop {
+            match stream.message().await {
+                Ok(Some(s)) => {
+                    if to_stdout {
+                        if last_print.elapsed().as_millis() >= 1000 || crate::jobs::is_final(&s) {
+                            println!("{}", progress_line(&s));
+                            last_print = std::time::Instant::now();
+                        }
+                    } else if last_print.elapsed().as_millis() >= 1000 || is_final(&s) {
+                        let _ = writeln!(std::io::stderr(), "{}", progress_line(&s));
+                        last_print = std::time::Instant::now();
+                    }
+                    let done = is_final(&s);
+                    last = Some(s);
+                    if done {
+                        return Ok(last.unwrap_or_default());
+                    }
+                }
+                Ok(None) => break,
+                Err(s)
+                    if s.code() == tonic::Code::Unavailable
+                        || s.code() == tonic::Code::Unknown
+                        || s.code() == tonic::Code::Internal =>
+                {
+                    break;
+                }
+                Err(s) => return Err(call_error(coordinator, s)),
+            }
+        }
+        if let Some(s) = last.filter(is_final) {
+            return Ok(s);
+        }
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+/// True when the job has ended.
+pub fn is_final(s: &JobStatus) -> bool {
+    matches!(
+        JobState::try_from(s.state),
+        Ok(JobState::Succeeded | JobState::Failed | JobState::Cancelled)
+    )
+}
+
+/// `headscan status`.
+pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
+    let mut jobs = args.client.jobs()?;
+    let coordinator = &args.client.coordinator;
+    let Some(job) = args.job else {
+        let list = jobs
+            .list(ListJobsRequest {})
+            .await
+            .map_err(|s| call_error(coordinator, s))?
+            .into_inner();
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "{:<20} {:<10} {:>13} {:>20}  name / message",
+            "job", "state", "shards", "sequences"
+        )?;
+        for s in list.jobs {
+            writeln!(
+                out,
+                "{:<20} {:<10} {:>13} {:>20}  {} {}",
+                s.job_id,
+                state_name(s.state),
+                format!("{}/{}", s.tasks_done, s.tasks_total),
+                format!("{}/{}", s.sequences_done, s.sequences_total),
+                s.name,
+                s.message
+            )?;
+        }
+        return Ok(());
+    };
+    if args.watch {
+        let last = follow(&mut jobs, coordinator, &job, true).await?;
+        if !last.message.is_empty() {
+            println!("{}", last.message);
+        }
+        return Ok(());
+    }
+    let s = crate::submit::status_once(&mut jobs, coordinator, &job).await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", progress_line(&s))?;
+    writeln!(out, "model    {}", s.model)?;
+    writeln!(out, "dataset  {}", s.dataset)?;
+    writeln!(out, "output   {}", s.output)?;
+    if !s.message.is_empty() {
+        writeln!(out, "message  {}", s.message)?;
+    }
+    for m in &s.missing_shards {
+        writeln!(out, "missing  {m}")?;
+    }
+    Ok(())
+}
+
+/// `headscan cancel`.
+pub async fn cancel(args: CancelArgs) -> anyhow::Result<()> {
+    let mut jobs = args.client.jobs()?;
+    let s = jobs
+        .cancel(CancelJobRequest { job_id: args.job })
+        .await
+        .map_err(|s| call_error(&args.client.coordinator, s))?
+        .into_inner()
+        .status
+        .unwrap_or_default();
+    println!("{}", progress_line(&s));
+    Ok(())
+}
+
+/// `headscan results list`.
+pub async fn results(cmd: ResultsCommand) -> anyhow::Result<()> {
+    let ResultsCommand::List { client } = cmd;
+    let mut jobs = client.jobs()?;
+    let list = jobs
+        .results(ResultsRequest {})
+        .await
+        .map_err(|s| call_error(&client.coordinator, s))?
+        .into_inner();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<20} {:>10}  {:<40} output",
+        "job", "sequences", "model × dataset"
+    )?;
+    for r in list.results {
+        writeln!(
+            out,
+            "{:<20} {:>10}  {:<40} {}{}",
+            r.job_id,
+            r.sequences,
+            format!("{} × {}", r.model, r.dataset),
+            r.output,
+            if r.missing_shards.is_empty() {
+                String::new()
+            } else {
+                format!(" (missing {} shard(s))", r.missing_shards.len())
+            }
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,50 @@
+//! The distributed system end to end: a coordinator and worker processes on
+//! 127.0.0.1 give the same bytes as `headscan run`, whatever the worker count.
+
+mod cluster;
+
+use cluster::*;
+
+#[test]
+fn three_workers_one_worker_and_run_give_the_same_tables() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = demo_dataset(tmp.path(), 2);
+    let reference = embedded_run(tmp.path(), &ds, "run-out");
+
+    let c = coordinator(tmp.path(), 0, &[]);
+    let _w1 = worker(tmp.path(), &c.url, 0, &[]);
+    let one = tmp.path().join("one-worker");
+    let o = submit(&c.url, &ds, &one, &["--wait"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let first = job_id(&o);
+    assert!(first.starts_with("j-"), "{first}");
+
+    let _w2 = worker(tmp.path(), &c.url, 0, &[]);
+    let _w3 = worker(tmp.path(), &c.url, 0, &["--no-prefetch"]);
+    let three = tmp.path().join("three-workers");
+    let o = submit(&c.url, &ds, &three, &["--wait", "--name", "three"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let second = job_id(&o);
+
+    assert_same_tables(&reference, &one);
+    assert_same_tables(&reference, &three);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(three.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["sequences"], 12);
+    assert_eq!(summary["shards"], 6);
+    assert!(three.join("report/index.html").is_file());
+
+    // The partials sit at keys fixed by (job, shard), under the store.
+    for shard in 0..6 {
+        assert!(
+            c.store
+                .join(format!("jobs/{second}/partials/{shard:06}.pb"))
+                .is_file()
+        );
+    }
+    let s = status(&c.url, &second, &[]);
+    assert!(s.contains("succeeded") && s.contains("shards 6/6"), "{s}");
+    let list = headscan(&["results", "list", "--coordinator", &c.url]);
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(list.contains(&first) && list.contains(&second), "{list}");
+}
