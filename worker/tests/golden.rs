@@ -233,3 +233,21 @@ golden! {
     esm1b => "esm1b",
     t5 => "t5",
 }
+
+/// A checkpoint exactly as transformers 5's save_pretrained writes it (ESM
+/// LayerNorms as `gamma`/`beta`; tests/golden/make_tf5_fixture.py) loads and
+/// gives transformers' attention.
+#[test]
+fn esm2_saved_by_transformers_5() {
+    let dir = fixture("esm2_tf5");
+    let device = Device::Cpu;
+    let model = load_model_with(&dir, &device, None).unwrap_or_else(|e| panic!("esm2_tf5: {e}"));
+    let enc = model.tokenizer.encode("MKTAYIAKQR", 512);
+    let input = model.tokenizer.batch(&[enc], &device).unwrap();
+    let out = model.model.forward(&input, false).unwrap();
+    let want = Tensor::read_npy(dir.join("attentions.npy")).unwrap();
+    let got = Tensor::stack(&out.attentions, 0).unwrap().squeeze(1).unwrap();
+    assert_eq!(got.dims(), want.dims());
+    let diff = max_abs_diff(&got, &want);
+    assert!(diff <= 1e-5, "esm2_tf5: max |Δ| = {diff:e}");
+}
