@@ -162,6 +162,38 @@ fn unreadable_input_fails_and_publishes_nothing() {
 }
 
 #[test]
+fn truncated_lmdb_is_a_named_error_not_a_crash() {
+    let Some(data) = test_data() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("cut.lmdb");
+    std::fs::create_dir(&db).unwrap();
+    let bytes = std::fs::read(data.join("provis/binding_site_valid.lmdb/data.mdb")).unwrap();
+    std::fs::write(db.join("data.mdb"), &bytes[..200_000]).unwrap();
+    let out = tmp.path().join("ds");
+    let o = headscan(&[
+        "ingest",
+        "--format",
+        "tape-lmdb",
+        "--input",
+        db.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    // Killed by a signal (SIGBUS from the memory map) has no exit code.
+    assert!(
+        o.status.code().is_some(),
+        "killed by a signal: {:?} {stderr}",
+        o.status
+    );
+    assert!(!o.status.success());
+    let file = db.join("data.mdb");
+    assert!(stderr.contains(file.to_str().unwrap()), "{stderr}");
+    assert!(stderr.contains("truncated LMDB: 200000 bytes"), "{stderr}");
+    assert!(!out.join("manifest.json").exists());
+}
+
+#[test]
 fn a_failed_ingest_leaves_no_manifest_and_no_shards() {
     let tmp = tempfile::tempdir().unwrap();
     // Every record bad: the ingest fails after reading, with nothing published.

@@ -26,20 +26,105 @@ use super::{IngestError, RecordSource, SourceItem, rejection};
 /// TAPE's ss8 index → DSSP letter (index 7 is DSSP's blank, i.e. coil).
 pub const TAPE_SS8: [char; 8] = ['G', 'H', 'I', 'B', 'E', 'S', 'T', '-'];
 
+/// LMDB's meta page magic number (`MDB_MAGIC`).
+const MDB_MAGIC: u32 = 0xBEEF_C0DE;
+/// Size of an LMDB page header on 64-bit builds (`PAGEHDRSZ`).
+const PAGE_HEADER: usize = 16;
+/// Offsets inside a meta page (after the page header) of 64-bit LMDB:
+/// `mm_magic`, the page size (`mm_dbs[FREE_DBI].md_pad`), `mm_last_pg`, `mm_txnid`.
+const META_MAGIC: usize = PAGE_HEADER;
+const META_PSIZE: usize = PAGE_HEADER + 24;
+const META_LAST_PG: usize = PAGE_HEADER + 120;
+const META_TXNID: usize = PAGE_HEADER + 128;
+
+/// Checks an LMDB data file against its own meta pages before it is memory
+/// mapped: reading a page past the end of a mapped file kills the process
+/// with SIGBUS, so a truncated file must be refused here.
+///
+/// Reads the two meta pages (pages 0 and 1), takes the newer one by
+/// transaction id, and requires the file to hold pages `0..=mm_last_pg`.
+pub fn check_data_file(file: &Path) -> Result<(), IngestError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let fail = |reason: String| IngestError::input(file.display(), reason);
+    let mut f = std::fs::File::open(file).map_err(|e| fail(e.to_string()))?;
+    let len = f.metadata().map_err(|e| fail(e.to_string()))?.len();
+    let meta_end = (META_TXNID + 8) as u64;
+    let too_short = |needs: u64| {
+        fail(format!(
+            "truncated LMDB: {len} bytes, too short to hold its meta pages (needs at least {needs})"
+        ))
+    };
+    if len < meta_end {
+        return Err(too_short(meta_end));
+    }
+    let mut first = vec![0u8; META_TXNID + 8];
+    f.read_exact(&mut first).map_err(|e| fail(e.to_string()))?;
+    let u32_at = |b: &[u8], at: usize| {
+        let mut x = [0u8; 4];
+        x.copy_from_slice(&b[at..at + 4]);
+        u32::from_le_bytes(x)
+    };
+    let u64_at = |b: &[u8], at: usize| {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&b[at..at + 8]);
+        u64::from_le_bytes(x)
+    };
+    if u32_at(&first, META_MAGIC) != MDB_MAGIC {
+        return Err(fail(
+            "not an LMDB data file (no LMDB meta page magic at its start; only 64-bit little-endian LMDB is read)".into(),
+        ));
+    }
+    let page_size = u64::from(u32_at(&first, META_PSIZE));
+    if !(512..=1 << 20).contains(&page_size) || !page_size.is_power_of_two() {
+        return Err(fail(format!(
+            "damaged LMDB: meta page gives page size {page_size}"
+        )));
+    }
+    if len < page_size + meta_end {
+        return Err(too_short(page_size + meta_end));
+    }
+    let mut second = vec![0u8; META_TXNID + 8];
+    f.seek(SeekFrom::Start(page_size))
+        .and_then(|_| f.read_exact(&mut second))
+        .map_err(|e| fail(e.to_string()))?;
+    // LMDB uses the meta page of the newer transaction.
+    let second_ok = u32_at(&second, META_MAGIC) == MDB_MAGIC;
+    let newest = if second_ok && u64_at(&second, META_TXNID) > u64_at(&first, META_TXNID) {
+        &second
+    } else {
+        &first
+    };
+    let last_pg = u64_at(newest, META_LAST_PG);
+    let pages = last_pg.saturating_add(1).max(2);
+    let needs = pages.saturating_mul(page_size);
+    if len < needs {
+        return Err(fail(format!(
+            "truncated LMDB: {len} bytes, environment needs {needs} ({pages} pages of {page_size} bytes)"
+        )));
+    }
+    Ok(())
+}
+
 fn open_env(path: &Path) -> Result<Env, IngestError> {
-    let (dir_flags, target) = if path.is_file() {
+    let (dir_flags, target, data_file) = if path.is_file() {
         (
             EnvFlags::READ_ONLY | EnvFlags::NO_LOCK | EnvFlags::NO_SUB_DIR,
             path,
+            path.to_path_buf(),
         )
     } else if path.join("data.mdb").is_file() {
-        (EnvFlags::READ_ONLY | EnvFlags::NO_LOCK, path)
+        (
+            EnvFlags::READ_ONLY | EnvFlags::NO_LOCK,
+            path,
+            path.join("data.mdb"),
+        )
     } else {
         return Err(IngestError::input(
             path.display(),
             "not an LMDB directory (no data.mdb) or file",
         ));
     };
+    check_data_file(&data_file)?;
     let mut options = EnvOpenOptions::new();
     options.max_dbs(1);
     // SAFETY: the environment is opened read-only and without the lock file;
@@ -389,6 +474,46 @@ mod tests {
                 .count(),
             11
         );
+    }
+
+    #[test]
+    fn truncated_data_file_is_refused_before_mapping() {
+        let dir = tempfile::tempdir().unwrap();
+        let values: Vec<(String, Vec<u8>)> = (0..200)
+            .map(|i| {
+                (
+                    i.to_string(),
+                    pickle(&[("primary", Val::Str(&"MKTAYIAKQR".repeat(40)))]),
+                )
+            })
+            .collect();
+        let borrowed: Vec<(&str, Vec<u8>)> = values.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        write_lmdb(dir.path(), &borrowed);
+        let data = dir.path().join("data.mdb");
+        check_data_file(&data).unwrap();
+        let full = std::fs::metadata(&data).unwrap().len();
+        assert!(
+            full > 16 * 4096,
+            "the test database spans many pages ({full} bytes)"
+        );
+        let bytes = std::fs::read(&data).unwrap();
+        for cut in [full - 4096, full / 2, 3 * 4096, 4096 + 100, 100, 0] {
+            std::fs::write(&data, &bytes[..cut as usize]).unwrap();
+            let Err(e) = open(dir.path()) else {
+                panic!("a data.mdb cut to {cut} bytes was opened");
+            };
+            let e = e.to_string();
+            assert!(
+                e.contains("data.mdb") && e.contains("truncated LMDB"),
+                "{cut}: {e}"
+            );
+            assert!(e.contains(&format!("{cut} bytes")), "{e}");
+        }
+        let mut garbage = bytes.clone();
+        garbage[16..20].copy_from_slice(&[0; 4]);
+        std::fs::write(&data, &garbage).unwrap();
+        let e = check_data_file(&data).unwrap_err().to_string();
+        assert!(e.contains("not an LMDB data file"), "{e}");
     }
 
     fn dict(entries: Vec<(&str, PickleValue)>) -> PickleValue {
