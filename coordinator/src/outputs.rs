@@ -151,6 +151,18 @@ pub fn tables(r: &AnalysisResults) -> Result<Vec<(&'static str, RecordBatch)>, O
                 "null_std_exact",
                 Column::F64(h.iter().map(|x| x.null_std_exact).collect()),
             ),
+            (
+                "null_weighted_mean_exact",
+                Column::F64(h.iter().map(|x| x.null_weighted_mean_exact).collect()),
+            ),
+            (
+                "null_weighted_std_exact",
+                Column::F64(h.iter().map(|x| x.null_weighted_std_exact).collect()),
+            ),
+            (
+                "null_weighted_z",
+                Column::F64(h.iter().map(|x| x.null_weighted_z).collect()),
+            ),
         ],
     )?;
     let l = &r.layers;
@@ -188,10 +200,6 @@ pub fn tables(r: &AnalysisResults) -> Result<Vec<(&'static str, RecordBatch)>, O
             ("head", Column::U32(n.iter().map(|x| x.head).collect())),
             ("sample", Column::U32(n.iter().map(|x| x.sample).collect())),
             ("hits", Column::U64(n.iter().map(|x| x.hits).collect())),
-            (
-                "weighted_hits",
-                Column::F64(n.iter().map(|x| x.weighted_hits).collect()),
-            ),
         ],
     )?;
     let a = &r.aa_similarity;

@@ -54,11 +54,12 @@ pub enum MergeError {
     Shape(String),
 }
 
-/// Empty counts for a model shape, a feature list and K null samples.
+/// Empty counts for a model shape, a feature list and K null samples (of the
+/// thresholded hits; the weighted null is closed form only, so
+/// `null_weighted_hits` stays empty).
 pub fn empty(n_layers: u32, n_heads: u32, null_samples: u32, features: &[String]) -> PartialCounts {
     let head = HeadCounts {
         null_hits: vec![0; null_samples as usize],
-        null_weighted_hits: vec![0.0; null_samples as usize],
         ..Default::default()
     };
     PartialCounts {
@@ -110,9 +111,7 @@ pub fn merge(into: &mut PartialCounts, other: &PartialCounts) -> Result<(), Merg
         a.background_hits += b.background_hits;
         a.background_total += b.background_total;
         for (x, y) in a.heads.iter_mut().zip(&b.heads) {
-            if x.null_hits.len() != y.null_hits.len()
-                || x.null_weighted_hits.len() != y.null_weighted_hits.len()
-            {
+            if x.null_hits.len() != y.null_hits.len() {
                 return Err(MergeError::Shape(format!(
                     "feature {}: null sample counts differ",
                     a.feature
@@ -129,10 +128,6 @@ pub fn merge(into: &mut PartialCounts, other: &PartialCounts) -> Result<(), Merg
             x.null_hits
                 .iter_mut()
                 .zip(&y.null_hits)
-                .for_each(|(p, q)| *p += q);
-            x.null_weighted_hits
-                .iter_mut()
-                .zip(&y.null_weighted_hits)
                 .for_each(|(p, q)| *p += q);
         }
     }
@@ -170,9 +165,10 @@ mod tests {
                 head.attn_mass = Fixed128::from_f64(0.1 * seed as f64);
                 head.weighted_hits = Fixed128::from_f64(0.3 * seed as f64 + h as f64);
                 head.null_hits = vec![seed, seed + 1, seed + 2, h as u64];
-                head.null_weighted_hits = vec![0.5 * seed as f64; 4];
                 head.null_exact_mean = Fixed128::from_f64(1.7 * seed as f64);
                 head.null_exact_var = Fixed128::from_f64(0.5);
+                head.null_weighted_exact_mean = Fixed128::from_f64(0.2 * seed as f64 + h as f64);
+                head.null_weighted_exact_var = Fixed128::from_f64(0.01 * seed as f64);
             }
         }
         p

@@ -48,6 +48,7 @@ fn head(feature: &str, layer: u32, head: u32, arcs: u64, hits: u64, min_arcs: u6
         null_std_exact: 0.01,
         null_weighted_mean_exact: 0.1,
         null_weighted_std_exact: 0.01,
+        null_weighted_z: 0.0,
     }
 }
 

@@ -84,10 +84,15 @@ pub struct HeadRow {
     pub null_mean_exact: f64,
     /// Closed-form null standard deviation of the proportion (a negative variance from rounding counts as 0).
     pub null_std_exact: f64,
-    /// Closed-form null mean of the weighted proportion (null weighted hits / attn_mass).
+    /// Closed-form null mean of the weighted proportion: the exact mean of the
+    /// row-permutation null of `weighted_hits`, divided by `attn_mass` (which
+    /// the permutation preserves), so it is on the scale of `weighted_proportion`.
     pub null_weighted_mean_exact: f64,
-    /// Closed-form null standard deviation of the weighted proportion.
+    /// Closed-form null standard deviation of the weighted proportion (same scale; a negative variance from rounding counts as 0).
     pub null_weighted_std_exact: f64,
+    /// (weighted_proportion − null_weighted_mean_exact) / null_weighted_std_exact,
+    /// the same as on the weighted-hits scale; NaN when the std is 0 or undefined.
+    pub null_weighted_z: f64,
 }
 
 /// One row of `layers.parquet`.
@@ -118,8 +123,6 @@ pub struct NullRow {
     pub sample: u32,
     /// Null hits.
     pub hits: u64,
-    /// Null weighted hits.
-    pub weighted_hits: f64,
 }
 
 /// One row of `aa_similarity.parquet` (pairs of the 20 amino acids, a < b).
@@ -318,6 +321,11 @@ fn head_rows(
         };
         let (attn_mass, weighted_hits) = (real(&h.attn_mass), real(&h.weighted_hits));
         let exact_var = real(&h.null_exact_var).max(0.0);
+        let weighted_proportion = weighted_hits / attn_mass;
+        let (w_mean, w_std) = (
+            real(&h.null_weighted_exact_mean) / attn_mass,
+            real(&h.null_weighted_exact_var).max(0.0).sqrt() / attn_mass,
+        );
         out.push(HeadRow {
             feature: feature.feature.clone(),
             layer: count_u32(index / n_heads),
@@ -327,7 +335,7 @@ fn head_rows(
             proportion,
             attn_mass,
             weighted_hits,
-            weighted_proportion: weighted_hits / attn_mass,
+            weighted_proportion,
             background_hits: feature.background_hits,
             background_total: feature.background_total,
             background_rate,
@@ -343,13 +351,23 @@ fn head_rows(
             null_p_value,
             null_mean_exact: real(&h.null_exact_mean) / h.arcs as f64,
             null_std_exact: exact_var.sqrt() / h.arcs as f64,
-            null_weighted_mean_exact: real(&h.null_weighted_exact_mean) / attn_mass,
-            null_weighted_std_exact: real(&h.null_weighted_exact_var).max(0.0).sqrt() / attn_mass,
+            null_weighted_mean_exact: w_mean,
+            null_weighted_std_exact: w_std,
+            null_weighted_z: z_score(weighted_proportion, w_mean, w_std),
         });
     }
 }
 
-/// The null.parquet rows of one head: one per sample (a missing weighted value reads NaN).
+/// (observed − mean) / std, NaN unless std is finite and positive.
+fn z_score(observed: f64, mean: f64, std: f64) -> f64 {
+    if std.is_finite() && std > 0.0 {
+        (observed - mean) / std
+    } else {
+        f64::NAN
+    }
+}
+
+/// The null.parquet rows of one head: one per thresholded sample.
 fn null_rows<'a>(row: &'a HeadRow, counts: &'a HeadCounts) -> impl Iterator<Item = NullRow> + 'a {
     counts
         .null_hits
@@ -361,7 +379,6 @@ fn null_rows<'a>(row: &'a HeadRow, counts: &'a HeadCounts) -> impl Iterator<Item
             head: row.head,
             sample: count_u32(k),
             hits,
-            weighted_hits: counts.null_weighted_hits.get(k).copied().unwrap_or(f64::NAN),
         })
 }
 

@@ -119,17 +119,14 @@ fn partial(v: &Value) -> PartialCounts {
                     .iter()
                     .map(int)
                     .collect(),
-                null_weighted_hits: h["null_weighted_hits"]
-                    .as_array()
-                    .expect("null_weighted")
-                    .iter()
-                    .map(num)
-                    .collect(),
                 null_exact_mean: fx(num(&h["null_exact_mean"])),
                 null_exact_var: fx(num(&h["null_exact_var"])),
                 // Not in expected.json: the weighted closed form is checked in worker tests.
                 null_weighted_exact_mean: None,
                 null_weighted_exact_var: None,
+                // expected.json's per-sample `null_weighted_hits` are ignored: the
+                // weighted null is closed form only (DESIGN §1).
+                ..Default::default()
             })
             .collect()
     };
@@ -198,7 +195,7 @@ fn compare(c: &mut Check, case: &str, got: &AnalysisResults, want: &Value) {
             .enumerate()
         {
             fields!(c, format!("{case}.null[{i}]"), g, w;
-                f: [weighted_hits]; p: []; u: [layer, head, sample, hits]; s: [feature]; b: []);
+                f: []; p: []; u: [layer, head, sample, hits]; s: [feature]; b: []);
         }
     }
     if c.len(
@@ -384,4 +381,62 @@ fn stats_never_panic_on_degenerate_inputs() {
     }
     let empty = compute(&PartialCounts::default(), &StatsOptions::default());
     assert!(empty.heads.is_empty() && empty.features.is_empty() && empty.layers.is_empty());
+}
+
+#[test]
+fn stats_weighted_null_is_on_the_weighted_proportion_scale() {
+    let head = |mass: f64, weighted: f64, mean: f64, var: f64| HeadCounts {
+        arcs: 10,
+        hits: 1,
+        attn_mass: fx(mass),
+        weighted_hits: fx(weighted),
+        null_weighted_exact_mean: fx(mean),
+        null_weighted_exact_var: fx(var),
+        ..Default::default()
+    };
+    let counts = PartialCounts {
+        n_layers: 1,
+        n_heads: 5,
+        null_samples: 0,
+        sequences: 1,
+        residues: 4,
+        features: vec![FeatureCounts {
+            feature: "binding_site".into(),
+            background_hits: 1,
+            background_total: 4,
+            heads: vec![
+                // mass 2: proportion 0.5, null mean 0.3, null std 0.1 → z = 2.
+                head(2.0, 1.0, 0.6, 0.04),
+                // A zero null variance (the feature on every key) has no z.
+                head(2.0, 2.0, 2.0, 0.0),
+                // Rounding below zero counts as zero.
+                head(2.0, 1.0, 1.0, -1e-18),
+                // No attention mass: nothing is defined.
+                head(0.0, 0.0, 0.0, 0.0),
+                // Below the mean.
+                head(4.0, 0.4, 1.2, 0.16),
+            ],
+        }],
+    };
+    let r = compute(&counts, &StatsOptions::default());
+    let h = &r.heads;
+    assert!((h[0].weighted_proportion - 0.5).abs() < 1e-15);
+    assert!((h[0].null_weighted_mean_exact - 0.3).abs() < 1e-15);
+    assert!((h[0].null_weighted_std_exact - 0.1).abs() < 1e-15);
+    assert!(
+        (h[0].null_weighted_z - 2.0).abs() < 1e-12,
+        "{}",
+        h[0].null_weighted_z
+    );
+    assert_eq!(h[1].null_weighted_std_exact, 0.0);
+    assert!(h[1].null_weighted_z.is_nan());
+    assert_eq!(h[2].null_weighted_std_exact, 0.0);
+    assert!(h[2].null_weighted_z.is_nan());
+    assert!(h[3].null_weighted_mean_exact.is_nan() && h[3].null_weighted_z.is_nan());
+    // (0.1 − 0.3) / 0.1.
+    assert!(
+        (h[4].null_weighted_z + 2.0).abs() < 1e-12,
+        "{}",
+        h[4].null_weighted_z
+    );
 }

@@ -58,7 +58,7 @@ impl Accumulator {
     /// An accumulator for a model shape and features, threshold θ, with
     /// `null_samples` Monte Carlo null samples per head drawn from `seed`.
     /// (Null weighted hits are not sampled — that needs whole rows on the
-    /// host — so `null_weighted_hits` stays empty.)
+    /// host — only their closed-form moments are accumulated.)
     pub fn new(
         specs: Vec<FeatureSpec>,
         n_layers: usize,
@@ -71,12 +71,7 @@ impl Accumulator {
         let contact = specs
             .iter()
             .position(|f| matches!(f.kind, FeatureKind::Contact(_)));
-        let mut counts = counts::empty(n_layers as u32, n_heads as u32, null_samples, &names);
-        counts
-            .features
-            .iter_mut()
-            .flat_map(|f| f.heads.iter_mut())
-            .for_each(|h| h.null_weighted_hits.clear());
+        let counts = counts::empty(n_layers as u32, n_heads as u32, null_samples, &names);
         Self {
             token_cols: token_features(&specs),
             contact,
