@@ -9,7 +9,9 @@
 //! - [`weights`]: `config.json` + safetensors (sharded too) or `pytorch_model.bin`;
 //! - [`tokenizer`]: each model's own tokenisation of protein sequences;
 //! - [`npy`]: `.npy` output of attention tensors;
-//! - [`pull`]: the pull loop of `headscan worker` (lease, heartbeat, report).
+//! - [`pull`]: the pull loop of `headscan worker` (lease, heartbeat, report);
+//! - [`fetch`]: models on object stores, cached locally; [`digest`]: the
+//!   model digest over every file that defines a model.
 //!
 //! It must not plan or schedule work, nor parse input formats: it reads
 //! canonical records (`headscan-proto`) and reports counts.
@@ -25,6 +27,7 @@
 
 pub mod analysis;
 pub mod attention;
+pub mod digest;
 pub mod fetch;
 pub mod models;
 pub mod npy;
