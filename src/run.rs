@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use headscan_coordinator::config::RunConfig;
 use headscan_coordinator::dataset::Dataset;
 use headscan_coordinator::report::{ReportContext, write_report};
+use headscan_coordinator::selection::{Selection, plan};
 use headscan_coordinator::stats::{StatsOptions, compute};
 use headscan_proto::counts;
 use headscan_proto::features::ContactRule;
@@ -49,22 +50,33 @@ pub async fn run(cfg: RunConfig, progress_bar: bool) -> anyhow::Result<()> {
         seed: cfg.seed,
     };
 
-    // Plan: one task per shard, with the records each may use under --limit.
-    let mut tasks = Vec::new();
-    let mut remaining = if cfg.limit == 0 { u64::MAX } else { cfg.limit };
-    for shard in &dataset.manifest.shards {
-        if remaining == 0 {
-            break;
+    // Plan: one task per shard with the rows it analyses under --limit / --sample.
+    let selection = Selection::from_config(&cfg)?;
+    let planned = plan(&dataset.manifest.shards, selection);
+    if let Selection::Sample { n, seed } = selection {
+        if n >= planned.dataset_rows {
+            tracing::warn!(
+                sample = n,
+                rows = planned.dataset_rows,
+                "--sample {n} is not smaller than the dataset's {} rows: taking every row",
+                planned.dataset_rows
+            );
+        } else {
+            tracing::info!(
+                sample = n,
+                seed,
+                rows = planned.dataset_rows,
+                "sampling rows at random"
+            );
         }
-        let take = shard.rows.min(remaining);
-        remaining -= take;
-        tasks.push((shard.clone(), take as usize));
     }
-    let total: u64 = tasks.iter().map(|(_, n)| *n as u64).sum();
+    let tasks = &planned.tasks;
+    let total = planned.selected;
     if total == 0 {
         bail!(
-            "dataset {dataset_url} is empty after filtering (limit {})",
-            cfg.limit
+            "dataset {dataset_url} is empty after filtering (limit {}, sample {})",
+            cfg.limit,
+            cfg.sample
         );
     }
     let bar = progress_bar.then(|| {
@@ -79,7 +91,8 @@ pub async fn run(cfg: RunConfig, progress_bar: bool) -> anyhow::Result<()> {
     // Workers: threads pulling shard indices; partials kept by shard index.
     let handle = tokio::runtime::Handle::current();
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let partials: Vec<std::sync::Mutex<Option<anyhow::Result<PartialCounts>>>> =
+    type Partial = anyhow::Result<(PartialCounts, Vec<String>)>;
+    let partials: Vec<std::sync::Mutex<Option<Partial>>> =
         tasks.iter().map(|_| std::sync::Mutex::new(None)).collect();
     tokio::task::block_in_place(|| {
         std::thread::scope(|scope| {
@@ -87,18 +100,20 @@ pub async fn run(cfg: RunConfig, progress_bar: bool) -> anyhow::Result<()> {
                 scope.spawn(|| {
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        let Some((shard, take)) = tasks.get(i) else { break };
+                        let Some(task) = tasks.get(i) else { break };
+                        let shard = &task.shard;
                         let result = handle
                             .block_on(dataset.read_shard(shard))
                             .map_err(anyhow::Error::from)
+                            .and_then(|records| Ok(task.rows.pick(records, shard)?))
                             .and_then(|records| {
-                                let records = &records[..(*take).min(records.len())];
-                                process_records(&model, records, &spec, &device, |n| {
+                                let counts = process_records(&model, &records, &spec, &device, |n| {
                                     if let Some(b) = &bar {
                                         b.inc(n as u64);
                                     }
                                 })
-                                .with_context(|| format!("shard {}", shard.url))
+                                .with_context(|| format!("shard {}", shard.url))?;
+                                Ok((counts, records.into_iter().map(|r| r.id).collect()))
                             });
                         if let Ok(mut slot) = partials[i].lock() {
                             *slot = Some(result);
@@ -112,12 +127,18 @@ pub async fn run(cfg: RunConfig, progress_bar: bool) -> anyhow::Result<()> {
         b.finish_and_clear();
     }
     let mut folded: Option<PartialCounts> = None;
+    // The analysed ids in dataset order, digested for summary.json.
+    let mut ids = Sha256::new();
     for slot in partials {
-        let partial = slot
+        let (partial, task_ids) = slot
             .into_inner()
             .ok()
             .flatten()
             .unwrap_or_else(|| Err(anyhow::anyhow!("a task did not run")))?;
+        for id in &task_ids {
+            ids.update(id.as_bytes());
+            ids.update(b"\n");
+        }
         match folded.as_mut() {
             None => folded = Some(partial),
             Some(total) => counts::merge(total, &partial)?,
@@ -161,20 +182,25 @@ pub async fn run(cfg: RunConfig, progress_bar: bool) -> anyhow::Result<()> {
     }
     let digest = |s: &[u8]| format!("sha256:{}", hex::encode(Sha256::digest(s)));
     let config_json = serde_json::to_vec(&cfg)?;
-    let model_config_digest = digest(&std::fs::read(model_dir.join("config.json")).unwrap_or_default());
-    // Every file that defines the model (weights, config, vocabulary), cached beside them.
-    let model_digest = headscan_worker::digest::model_digest(&model_dir)
-        .with_context(|| format!("cannot digest model {}", model_dir.display()))?;
+    let model_digest = digest(&std::fs::read(model_dir.join("config.json")).unwrap_or_default());
     let summary = serde_json::json!({
         "software": format!("headscan {}", env!("CARGO_PKG_VERSION")),
         "model": model_url,
         "model_family": format!("{:?}", model.family),
-        "model_digest": model_digest,
-        "model_config_digest": model_config_digest,
+        "model_config_digest": model_digest,
         "dataset": dataset_url,
         "dataset_content_hash": dataset.manifest.content_hash,
         "config": cfg,
         "config_digest": digest(&config_json),
+        "selection": {
+            "mode": selection.mode(),
+            "limit": cfg.limit,
+            "sample": cfg.sample,
+            "seed": cfg.seed,
+            "dataset_rows": planned.dataset_rows,
+            "selected": planned.selected,
+            "ids_sha256": format!("sha256:{}", hex::encode(ids.finalize())),
+        },
         "n_layers": results.n_layers,
         "n_heads": results.n_heads,
         "sequences": results.sequences,
@@ -218,12 +244,15 @@ pub struct RunArgs {
     /// Null-model samples per head.
     #[arg(long)]
     pub null_samples: Option<u32>,
-    /// Seed.
+    /// Seed of every random choice (null samples, --sample).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Use at most N sequences.
+    /// Use the first N sequences (0 = all).
     #[arg(long)]
     pub limit: Option<u64>,
+    /// Use N sequences drawn at random without replacement from --seed, whatever the sharding.
+    #[arg(long)]
+    pub sample: Option<u64>,
     /// Output URL.
     #[arg(long)]
     pub out: Option<String>,
@@ -255,6 +284,7 @@ impl RunArgs {
             null_samples,
             seed,
             limit,
+            sample,
             workers,
             device,
             batch_size,

@@ -16,8 +16,8 @@ fn demo_dataset(dir: &Path) -> std::path::PathBuf {
 }
 
 /// Runs the demo config (fixture ESM-2) on `dataset` into `out`, with extra
-/// flags; asserts success.
-fn run_demo(dataset: &Path, out: &Path, extra: &[&str]) {
+/// flags; asserts success and returns stderr.
+fn run_demo(dataset: &Path, out: &Path, extra: &[&str]) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let (config, model) = (
         root.join("configs/demo.toml"),
@@ -36,7 +36,9 @@ fn run_demo(dataset: &Path, out: &Path, extra: &[&str]) {
     ];
     args.extend_from_slice(extra);
     let o = headscan(&args);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{stderr}");
+    stderr
 }
 
 fn columns(path: &Path) -> Vec<String> {
@@ -48,6 +50,31 @@ fn columns(path: &Path) -> Vec<String> {
         .iter()
         .map(|f| f.name().clone())
         .collect()
+}
+
+/// A Float64 column of a Parquet table.
+fn f64_column(path: &Path, name: &str) -> Vec<f64> {
+    use arrow::array::{Array, Float64Array};
+    let file = std::fs::File::open(path).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let col = batch
+            .column_by_name(name)
+            .unwrap_or_else(|| panic!("{} lacks {name}", path.display()));
+        let col = col.as_any().downcast_ref::<Float64Array>().expect("Float64");
+        assert_eq!(col.null_count(), 0);
+        out.extend(col.values().iter().copied());
+    }
+    out
+}
+
+fn summary(out: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap()
 }
 
 #[test]
@@ -82,18 +109,46 @@ fn demo_run_writes_every_output() {
         "null_p_value",
         "null_mean_exact",
         "null_std_exact",
+        "null_weighted_mean_exact",
+        "null_weighted_std_exact",
+        "null_weighted_z",
     ] {
         assert!(heads.contains(&c.to_string()), "heads.parquet lacks {c}");
     }
+    // The weighted null is closed form (DESIGN §1): finite on every demo head,
+    // and z agrees with its definition on the weighted-proportion scale.
+    let table = out.join("heads.parquet");
+    let observed = f64_column(&table, "weighted_proportion");
+    let mean = f64_column(&table, "null_weighted_mean_exact");
+    let std = f64_column(&table, "null_weighted_std_exact");
+    let z = f64_column(&table, "null_weighted_z");
+    assert!(!z.is_empty());
+    for i in 0..z.len() {
+        assert!(
+            mean[i].is_finite() && std[i].is_finite() && std[i] > 0.0 && z[i].is_finite(),
+            "row {i}: mean {} std {} z {}",
+            mean[i],
+            std[i],
+            z[i]
+        );
+        let want = (observed[i] - mean[i]) / std[i];
+        assert!((z[i] - want).abs() <= 1e-9 * want.abs().max(1.0), "row {i}");
+    }
     assert!(columns(&out.join("layers.parquet")).contains(&"feature".to_string()));
-    assert!(columns(&out.join("null.parquet")).contains(&"sample".to_string()));
+    // Only thresholded null samples: no all-NaN weighted column.
+    assert_eq!(
+        columns(&out.join("null.parquet")),
+        ["feature", "layer", "head", "sample", "hits"]
+    );
     assert_eq!(
         columns(&out.join("aa_similarity.parquet")),
         ["aa_a", "aa_b", "attention_r", "blosum62"]
     );
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary = summary(&out);
     assert_eq!(summary["sequences"], 12);
+    assert_eq!(summary["config"]["null_samples"], 100);
+    assert_eq!(summary["selection"]["mode"], "all");
+    assert_eq!(summary["selection"]["selected"], 12);
     assert!(summary["background_rates"]["contact"].as_f64().unwrap() > 0.0);
     assert!(summary.get("blosum62_pearson_r").is_some());
     // The report references only files that exist.
@@ -197,4 +252,74 @@ fn outputs_are_the_same_bytes_whatever_the_workers_batch_size_and_shards() {
             );
         }
     }
+}
+
+#[test]
+fn sample_picks_the_same_records_whatever_the_sharding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/demo.proteinnet");
+    let (ds3, ds12) = (tmp.path().join("ds3"), tmp.path().join("ds12"));
+    ingest_ok("proteinnet", &input, &ds3, &["--shard-rows", "3"]);
+    ingest_ok("proteinnet", &input, &ds12, &["--shard-rows", "12"]);
+    let run = |name: &str, ds: &Path, extra: &[&str]| {
+        let out = tmp.path().join(name);
+        let stderr = run_demo(ds, &out, extra);
+        (out, stderr)
+    };
+    let (a, _) = run("a", &ds3, &["--sample", "5", "--seed", "11"]);
+    let (b, _) = run("b", &ds12, &["--sample", "5", "--seed", "11", "--workers", "2"]);
+    let (c, _) = run("c", &ds3, &["--sample", "5", "--seed", "12"]);
+    let (all, _) = run("all", &ds3, &[]);
+    let (big, stderr) = run("big", &ds12, &["--sample", "50"]);
+    let (sa, sb, sc) = (summary(&a), summary(&b), summary(&c));
+    assert_eq!(sa["selection"]["mode"], "sample");
+    assert_eq!(sa["selection"]["sample"], 5);
+    assert_eq!(sa["selection"]["seed"], 11);
+    assert_eq!(sa["selection"]["dataset_rows"], 12);
+    assert_eq!(sa["selection"]["selected"], 5);
+    assert_eq!(sa["sequences"], 5);
+    // Shards of 3 rows or of 12: the same ids, hence the same tables.
+    assert_eq!(sa["selection"]["ids_sha256"], sb["selection"]["ids_sha256"]);
+    for table in ["heads.parquet", "null.parquet"] {
+        assert_eq!(
+            std::fs::read(a.join(table)).unwrap(),
+            std::fs::read(b.join(table)).unwrap(),
+            "{table}"
+        );
+    }
+    // Another seed, another subset.
+    assert_eq!(sc["selection"]["selected"], 5);
+    assert_ne!(sa["selection"]["ids_sha256"], sc["selection"]["ids_sha256"]);
+    // More than the dataset holds: every row, said on stderr.
+    let (sbig, sall) = (summary(&big), summary(&all));
+    assert_eq!(sbig["selection"]["selected"], 12);
+    assert_eq!(sbig["selection"]["ids_sha256"], sall["selection"]["ids_sha256"]);
+    assert!(stderr.contains("taking every row"), "{stderr}");
+    assert_eq!(
+        std::fs::read(big.join("heads.parquet")).unwrap(),
+        std::fs::read(all.join("heads.parquet")).unwrap()
+    );
+}
+
+#[test]
+fn limit_and_sample_together_are_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let o = headscan(&[
+        "run",
+        "--model",
+        "/nonexistent/model",
+        "--dataset",
+        "/nonexistent/ds",
+        "--out",
+        out.to_str().unwrap(),
+        "--limit",
+        "3",
+        "--sample",
+        "4",
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("`limit`") && err.contains("`sample`"), "{err}");
+    assert!(!out.exists());
 }

@@ -62,12 +62,15 @@ pub struct RunConfig {
     pub max_len: usize,
     /// Heads with fewer arcs are excluded from statistics.
     pub min_arcs: u64,
-    /// Null-model samples per head (Monte Carlo).
+    /// Monte Carlo null samples of the thresholded hits per head (default 100, DESIGN §1).
     pub null_samples: u32,
-    /// Seed of every random choice.
+    /// Seed of every random choice (null samples, `sample`).
     pub seed: u64,
-    /// Use at most this many sequences (0 = all), in dataset order.
+    /// Use at most this many sequences (0 = all): the first N, in dataset order.
     pub limit: u64,
+    /// Use N sequences drawn uniformly at random without replacement from `seed`
+    /// (0 = off; all rows when N ≥ the dataset's); excludes `limit`.
+    pub sample: u64,
     /// Output URL.
     pub out: Option<String>,
     /// Shards processed in parallel.
@@ -93,9 +96,10 @@ impl Default for RunConfig {
             threshold: 0.3,
             max_len: 512,
             min_arcs: 100,
-            null_samples: 0,
+            null_samples: 100,
             seed: 0,
             limit: 0,
+            sample: 0,
             out: None,
             workers: 1,
             device: "cpu".into(),
@@ -148,6 +152,13 @@ impl RunConfig {
         if self.max_len < 3 {
             return Err(ConfigError::Invalid("`max_len` must be at least 3".into()));
         }
+        if self.limit > 0 && self.sample > 0 {
+            return Err(ConfigError::Invalid(format!(
+                "`limit` ({}) and `sample` ({}) cannot be combined: `limit` takes the first N \
+                 sequences, `sample` N at random; set one of them (config key or --limit / --sample)",
+                self.limit, self.sample
+            )));
+        }
         if self.workers == 0 || self.batch_size == 0 {
             return Err(ConfigError::Invalid(
                 "`workers` and `batch_size` must be at least 1".into(),
@@ -177,6 +188,20 @@ mod tests {
     fn defaults_follow_the_paper() {
         let c = RunConfig::from_toml("", "x.toml").unwrap();
         assert_eq!((c.threshold, c.max_len, c.min_arcs), (0.3, 512, 100));
+        assert_eq!(c.null_samples, 100, "DESIGN §1: K = 100");
+        assert_eq!((c.limit, c.sample), (0, 0), "every sequence by default");
         assert!(c.validate().is_err(), "model, dataset and out are required");
+    }
+
+    #[test]
+    fn limit_and_sample_exclude_each_other() {
+        let base = "model = \"m\"\ndataset = \"d\"\nout = \"o\"\n";
+        for ok in ["limit = 5\n", "sample = 5\n", ""] {
+            let c = RunConfig::from_toml(&format!("{base}{ok}"), "x.toml").unwrap();
+            c.validate().unwrap();
+        }
+        let c = RunConfig::from_toml(&format!("{base}limit = 5\nsample = 7\n"), "x.toml").unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("`limit`") && err.contains("`sample`"), "{err}");
     }
 }

@@ -38,6 +38,7 @@ pub mod plan;
 pub mod reduce;
 pub mod report;
 pub mod scheduler;
+pub mod selection;
 pub mod server;
 pub mod service;
 pub mod state;
