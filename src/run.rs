@@ -182,12 +182,16 @@ pub async fn run(cfg: RunConfig, progress_bar: bool) -> anyhow::Result<()> {
     }
     let digest = |s: &[u8]| format!("sha256:{}", hex::encode(Sha256::digest(s)));
     let config_json = serde_json::to_vec(&cfg)?;
-    let model_digest = digest(&std::fs::read(model_dir.join("config.json")).unwrap_or_default());
+    let model_config_digest = digest(&std::fs::read(model_dir.join("config.json")).unwrap_or_default());
+    // Every file that defines the model (weights, config, vocabulary), cached beside them.
+    let model_digest = headscan_worker::digest::model_digest(&model_dir)
+        .with_context(|| format!("cannot digest model {}", model_dir.display()))?;
     let summary = serde_json::json!({
         "software": format!("headscan {}", env!("CARGO_PKG_VERSION")),
         "model": model_url,
         "model_family": format!("{:?}", model.family),
-        "model_config_digest": model_digest,
+        "model_digest": model_digest,
+        "model_config_digest": model_config_digest,
         "dataset": dataset_url,
         "dataset_content_hash": dataset.manifest.content_hash,
         "config": cfg,
