@@ -30,6 +30,22 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// True when the store said the object does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            Self::Store {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }
+        )
+    }
+}
+
+/// The chunks of an object read by [`Location::get_stream`].
+pub type ByteStream = futures::stream::BoxStream<'static, Result<bytes::Bytes, StoreError>>;
+
 /// A directory-like location on an object store.
 #[derive(Debug, Clone)]
 pub struct Location {
@@ -82,9 +98,12 @@ impl Location {
             ),
             "http" | "https" => {
                 let base = format!("{}://{}", url.scheme(), url.authority());
+                // A plain `http://` URL is the user's explicit choice (object_store refuses it by default).
+                let options = object_store::ClientOptions::new().with_allow_http(url.scheme() == "http");
                 Arc::new(
                     object_store::http::HttpBuilder::new()
                         .with_url(base)
+                        .with_client_options(options)
                         .build()
                         .map_err(|e| invalid(e.to_string()))?,
                 )
@@ -151,6 +170,26 @@ impl Location {
             .await
             .map_err(|e| self.err(rel, e))?;
         got.bytes().await.map_err(|e| self.err(rel, e))
+    }
+
+    /// Streams a child object: the size the store reports, then its bytes in
+    /// chunks (never the whole object in memory).
+    pub async fn get_stream(&self, rel: &str) -> Result<(u64, ByteStream), StoreError> {
+        use futures::StreamExt;
+        let got = self
+            .store
+            .get(&self.child(rel))
+            .await
+            .map_err(|e| self.err(rel, e))?;
+        let size = got.meta.size;
+        let url = self.child_url(rel);
+        let stream = got.into_stream().map(move |chunk| {
+            chunk.map_err(|source| StoreError::Store {
+                url: url.clone(),
+                source,
+            })
+        });
+        Ok((size, stream.boxed()))
     }
 
     /// True when the child object exists.
