@@ -44,6 +44,30 @@ fn three_workers_one_worker_and_run_give_the_same_tables() {
     }
     let s = status(&c.url, &second, &[]);
     assert!(s.contains("succeeded") && s.contains("shards 6/6"), "{s}");
+    // A random sample (rows listed per shard) gives the same bytes too.
+    let sampled_run = tmp.path().join("sampled-run");
+    let mut args = vec!["run".to_string()];
+    args.extend(demo_flags(&ds, &sampled_run));
+    args.extend([
+        "--sample".to_string(),
+        "5".to_string(),
+        "--seed".into(),
+        "3".into(),
+    ]);
+    let o = headscan(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let sampled = tmp.path().join("sampled");
+    let o = submit(&c.url, &ds, &sampled, &["--wait", "--sample", "5", "--seed", "3"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_same_tables(&sampled_run, &sampled);
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sampled.join("summary.json")).unwrap()).unwrap();
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sampled_run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["sequences"], 5);
+    assert_eq!(s["selection"], r["selection"], "same rows, same ids digest");
+    assert_eq!(s["model_digest"], r["model_digest"]);
+
     let list = headscan(&["results", "list", "--coordinator", &c.url]);
     let list = String::from_utf8_lossy(&list.stdout);
     assert!(list.contains(&first) && list.contains(&second), "{list}");

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::config::RunConfig;
 use crate::outputs::OutputError;
 use crate::report::{ReportContext, ReportError, write_report};
+use crate::selection::Selection;
 use crate::stats::{StatsOptions, compute};
 
 /// Errors writing a job's outputs.
@@ -39,8 +40,12 @@ pub struct JobFacts {
     pub job_id: String,
     /// Model family as the workers reported it.
     pub model_family: String,
-    /// Model config digest as the workers reported it.
+    /// Model digest (every file that defines it) as the workers reported it.
     pub model_digest: String,
+    /// Digest of the model's config.json as the workers reported it.
+    pub model_config_digest: String,
+    /// Rows in the dataset.
+    pub dataset_rows: u64,
     /// The dataset's content hash.
     pub dataset_content_hash: String,
     /// Shards left out, as "index path: reason".
@@ -118,14 +123,18 @@ pub async fn write_outputs(
         "job_id": facts.job_id,
         "model": model_url,
         "model_family": facts.model_family,
-        "model_config_digest": facts.model_digest,
+        "model_digest": facts.model_digest,
+        "model_config_digest": facts.model_config_digest,
         "dataset": dataset_url,
         "dataset_content_hash": facts.dataset_content_hash,
         "config": cfg,
         "config_digest": digest(&config_json),
         "selection": {
+            "mode": Selection::from_config(cfg).map(|s| s.mode()).unwrap_or("all"),
             "limit": cfg.limit,
+            "sample": cfg.sample,
             "seed": cfg.seed,
+            "dataset_rows": facts.dataset_rows,
             "selected": results.sequences,
             "ids_sha256": facts.ids_sha256,
         },

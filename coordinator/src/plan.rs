@@ -3,9 +3,11 @@
 //! `limit`).
 
 use headscan_proto::manifest::ShardEntry;
+
 use headscan_proto::pb::JobSpec;
 
 use crate::config::{ConfigError, RunConfig};
+use crate::selection::{Plan, Rows, Selection, plan};
 
 /// The wire spec of a job configuration (the full configuration travels as
 /// JSON beside the fields workers read).
@@ -57,20 +59,34 @@ pub fn config_from_spec(spec: &JobSpec) -> Result<RunConfig, ConfigError> {
     Ok(cfg)
 }
 
-/// One task per shard: (shard path, rows to use), stopping when `limit`
-/// (0 = all) sequences are planned.
-pub fn plan_tasks(shards: &[ShardEntry], limit: u64) -> Vec<(String, u64)> {
-    let mut remaining = if limit == 0 { u64::MAX } else { limit };
-    let mut tasks = Vec::new();
-    for shard in shards {
-        if remaining == 0 {
-            break;
-        }
-        let take = shard.rows.min(remaining);
-        remaining -= take;
-        tasks.push((shard.url.clone(), take));
-    }
-    tasks
+/// One planned task: a shard and the rows of it to analyse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedTask {
+    /// Shard path inside the dataset.
+    pub path: String,
+    /// Rows analysed.
+    pub rows: u64,
+    /// The rows, 0-based within the shard (empty: the first `rows`).
+    pub listed: Vec<u32>,
+}
+
+/// One task per shard with selected rows (`limit` / `sample` of DESIGN §6,
+/// planned by [`crate::selection`]), and the plan's numbers.
+pub fn plan_tasks(shards: &[ShardEntry], cfg: &RunConfig) -> Result<(Vec<PlannedTask>, Plan), ConfigError> {
+    let planned = plan(shards, Selection::from_config(cfg)?);
+    let tasks = planned
+        .tasks
+        .iter()
+        .map(|t| PlannedTask {
+            path: t.shard.url.clone(),
+            rows: t.rows.len() as u64,
+            listed: match &t.rows {
+                Rows::First(_) => Vec::new(),
+                Rows::Listed(v) => v.iter().map(|&r| u32::try_from(r).unwrap_or(u32::MAX)).collect(),
+            },
+        })
+        .collect();
+    Ok((tasks, planned))
 }
 
 #[cfg(test)]
@@ -94,7 +110,7 @@ mod tests {
     }
 
     #[test]
-    fn limit_cuts_the_plan() {
+    fn limit_and_sample_cut_the_plan() {
         let shards: Vec<ShardEntry> = [3u64, 3, 1]
             .iter()
             .enumerate()
@@ -107,8 +123,17 @@ mod tests {
                 bytes: 0,
             })
             .collect();
-        assert_eq!(plan_tasks(&shards, 0).len(), 3);
-        let p = plan_tasks(&shards, 4);
-        assert_eq!(p.iter().map(|t| t.1).collect::<Vec<_>>(), [3, 1]);
+        let mut cfg = RunConfig::default();
+        assert_eq!(plan_tasks(&shards, &cfg).unwrap().0.len(), 3);
+        cfg.limit = 4;
+        let (p, _) = plan_tasks(&shards, &cfg).unwrap();
+        assert_eq!(p.iter().map(|t| t.rows).collect::<Vec<_>>(), [3, 1]);
+        assert!(p.iter().all(|t| t.listed.is_empty()));
+        cfg.limit = 0;
+        cfg.sample = 2;
+        let (p, planned) = plan_tasks(&shards, &cfg).unwrap();
+        assert_eq!(planned.selected, 2);
+        assert_eq!(p.iter().map(|t| t.listed.len() as u64).sum::<u64>(), 2);
+        assert!(p.iter().all(|t| t.rows == t.listed.len() as u64));
     }
 }

@@ -174,7 +174,7 @@ impl Scheduler {
         partial_key: &str,
         sequences: u64,
         residues: u64,
-        model: (&str, &str),
+        model: (&str, &str, &str),
         now_ms: u64,
     ) -> Result<bool, StateError> {
         self.state.transaction(|tx| {
@@ -187,7 +187,7 @@ impl Scheduler {
             }
             tx.delete_lease(&task.job, task.shard)?;
             tx.set_task(&task.job, task.shard, TaskState::Committed, false, None)?;
-            tx.set_model_info(&task.job, model.0, model.1)?;
+            tx.set_model_info(&task.job, model.0, model.1, model.2)?;
             Ok(true)
         })
     }

@@ -167,19 +167,20 @@ impl Coordinator {
                 "model, dataset and features are required".into(),
             ));
         }
-        config_from_spec(&spec).map_err(|e| CoordinatorError::Invalid(e.to_string()))?;
         if spec.output.is_empty() {
             spec.output = self.store.child_url(&format!("{}/out", id.key_prefix()));
         } else {
             check_output(&spec.output)?;
         }
+        let cfg = config_from_spec(&spec).map_err(|e| CoordinatorError::Invalid(e.to_string()))?;
         let dataset = Dataset::open(&spec.dataset).await?;
-        let tasks = plan_tasks(&dataset.manifest.shards, spec.limit);
-        let sequences_total: u64 = tasks.iter().map(|t| t.1).sum();
+        let (tasks, planned) = plan_tasks(&dataset.manifest.shards, &cfg)
+            .map_err(|e| CoordinatorError::Invalid(e.to_string()))?;
+        let sequences_total = planned.selected;
         if sequences_total == 0 {
             return Err(CoordinatorError::Invalid(format!(
-                "dataset {} is empty after filtering (limit {})",
-                spec.dataset, spec.limit
+                "dataset {} is empty after filtering (limit {}, sample {})",
+                spec.dataset, cfg.limit, cfg.sample
             )));
         }
         let row = JobRow {
@@ -193,6 +194,7 @@ impl Coordinator {
             sequences_total,
             model_family: String::new(),
             model_digest: String::new(),
+            model_config_digest: String::new(),
             created_ms: now_ms(),
             started_ms: 0,
             finished_ms: 0,
@@ -285,7 +287,7 @@ impl Coordinator {
             attempt: l.lease.attempt,
             shard_path: l.task.shard_path.clone(),
             rows: l.task.rows,
-            row_indices: Vec::new(),
+            row_indices: l.task.row_indices.clone(),
         };
         tracing::debug!(task = %task.task_id, worker, "task leased");
         self.notify();
@@ -343,7 +345,7 @@ impl Coordinator {
                 &key,
                 sequences,
                 residues,
-                (&req.model_family, &req.model_digest),
+                (&req.model_family, &req.model_digest, &req.model_config_digest),
                 now_ms(),
             )
         })?;
@@ -477,15 +479,17 @@ impl Coordinator {
             let missing = self
                 .with_state(|s| missing_shards(s, &job))
                 .map_err(|e| e.to_string())?;
-            let dataset_hash = Dataset::open(&row.spec.dataset)
+            let dataset = Dataset::open(&row.spec.dataset)
                 .await
-                .map(|d| d.manifest.content_hash)
-                .unwrap_or_default();
+                .map_err(|e| e.to_string())?;
+            let (_, planned) = plan_tasks(&dataset.manifest.shards, &cfg).map_err(|e| e.to_string())?;
             let facts = JobFacts {
                 job_id: job.to_string(),
                 model_family: row.model_family.clone(),
                 model_digest: row.model_digest.clone(),
-                dataset_content_hash: dataset_hash,
+                model_config_digest: row.model_config_digest.clone(),
+                dataset_content_hash: dataset.manifest.content_hash.clone(),
+                dataset_rows: planned.dataset_rows,
                 missing_shards: missing,
                 shards: row.tasks_total,
                 elapsed_s: now_ms().saturating_sub(row.created_ms) as f64 / 1000.0,

@@ -206,8 +206,10 @@ pub struct CachedModel {
     pub url: String,
     /// The model.
     pub model: Arc<LoadedModel>,
-    /// `sha256:` of its config.json.
+    /// Digest of every file that defines it ([`crate::digest::model_digest`]).
     pub digest: String,
+    /// `sha256:` of its config.json.
+    pub config_digest: String,
 }
 
 impl ModelCache {
@@ -227,15 +229,17 @@ impl ModelCache {
             .await
             .map_err(|e| format!("cannot fetch model {url}: {e}"))?;
         let device = device.clone();
-        let (model, digest) = tokio::task::spawn_blocking(move || {
-            let digest = format!(
+        let (model, digest, config_digest) = tokio::task::spawn_blocking(move || {
+            let config_digest = format!(
                 "sha256:{}",
                 hex::encode(Sha256::digest(
                     std::fs::read(dir.join("config.json")).unwrap_or_default()
                 ))
             );
+            let digest = crate::digest::model_digest(&dir)
+                .map_err(|e| format!("cannot digest model {}: {e}", dir.display()))?;
             crate::models::load_model(&dir, &device)
-                .map(|m| (m, digest))
+                .map(|m| (m, digest, config_digest))
                 .map_err(|e| format!("cannot load model {}: {e}", dir.display()))
         })
         .await
@@ -246,6 +250,7 @@ impl ModelCache {
             url: url.to_string(),
             model: Arc::new(model),
             digest,
+            config_digest,
         };
         *slot = Some(cached.clone());
         Ok(cached)
@@ -527,6 +532,7 @@ async fn report(client: &mut Client, worker: &str, task: &Task, outcome: Outcome
                     partial: Some(counts.clone()),
                     model_family: format!("{:?}", model.model.family),
                     model_digest: model.digest.clone(),
+                    model_config_digest: model.config_digest.clone(),
                     record_ids: ids.clone(),
                 })
                 .await

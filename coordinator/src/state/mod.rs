@@ -70,8 +70,10 @@ pub struct JobRow {
     pub sequences_total: u64,
     /// Model family reported by the first committed shard.
     pub model_family: String,
-    /// Model config digest reported by the first committed shard.
+    /// Model digest (every defining file) reported by the first committed shard.
     pub model_digest: String,
+    /// Digest of the model's config.json reported by the first committed shard.
+    pub model_config_digest: String,
     /// Attempts per task before it fails for good.
     pub max_attempts: u32,
     /// Submission time, ms since the epoch.
@@ -93,6 +95,8 @@ pub struct TaskRow {
     pub shard_path: String,
     /// Records of the shard to use.
     pub rows: u64,
+    /// The rows to use, 0-based within the shard (empty: the first `rows`).
+    pub row_indices: Vec<u32>,
     /// Lifecycle state.
     pub state: TaskState,
     /// Leases handed out so far.
@@ -149,6 +153,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   sequences_total INTEGER NOT NULL,
   model_family TEXT NOT NULL DEFAULT '',
   model_digest TEXT NOT NULL DEFAULT '',
+  model_config_digest TEXT NOT NULL DEFAULT '',
   max_attempts INTEGER NOT NULL,
   created_ms INTEGER NOT NULL,
   started_ms INTEGER NOT NULL DEFAULT 0,
@@ -159,6 +164,7 @@ CREATE TABLE IF NOT EXISTS tasks (
   shard INTEGER NOT NULL,
   shard_path TEXT NOT NULL,
   rows INTEGER NOT NULL,
+  row_indices BLOB NOT NULL DEFAULT x'',
   state INTEGER NOT NULL DEFAULT 0,
   attempts INTEGER NOT NULL DEFAULT 0,
   failed_attempts INTEGER NOT NULL DEFAULT 0,
@@ -237,7 +243,7 @@ pub struct Tx<'a> {
     tx: &'a rusqlite::Transaction<'a>,
 }
 
-const JOB_COLUMNS: &str = "id, spec, state, message, output, tasks_total, sequences_total, model_family, model_digest, max_attempts, created_ms, started_ms, finished_ms";
+const JOB_COLUMNS: &str = "id, spec, state, message, output, tasks_total, sequences_total, model_family, model_digest, max_attempts, created_ms, started_ms, finished_ms, model_config_digest";
 
 fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Vec<u8>, JobRowRest)> {
     Ok((
@@ -255,6 +261,7 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Vec<u8>, JobRowRe
             created_ms: r.get(10)?,
             started_ms: r.get(11)?,
             finished_ms: r.get(12)?,
+            model_config_digest: r.get(13)?,
         },
     ))
 }
@@ -271,6 +278,7 @@ struct JobRowRest {
     created_ms: i64,
     started_ms: i64,
     finished_ms: i64,
+    model_config_digest: String,
 }
 
 fn into_job((id, spec, r): (String, Vec<u8>, JobRowRest)) -> Result<JobRow, StateError> {
@@ -288,6 +296,7 @@ fn into_job((id, spec, r): (String, Vec<u8>, JobRowRest)) -> Result<JobRow, Stat
         sequences_total: r.sequences_total as u64,
         model_family: r.model_family,
         model_digest: r.model_digest,
+        model_config_digest: r.model_config_digest,
         max_attempts: r.max_attempts as u32,
         created_ms: r.created_ms as u64,
         started_ms: r.started_ms as u64,
@@ -307,6 +316,11 @@ fn task_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, TaskRow)> {
             state: TaskState::from_i64(r.get(4)?),
             attempts: r.get::<_, i64>(5)? as u32,
             last_error: r.get(6)?,
+            row_indices: r
+                .get::<_, Vec<u8>>(7)?
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
         },
     ))
 }
@@ -323,14 +337,14 @@ fn lease_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LeaseRow> {
     })
 }
 
-const TASK_COLUMNS: &str = "job_id, shard, shard_path, rows, state, attempts, last_error";
+const TASK_COLUMNS: &str = "job_id, shard, shard_path, rows, state, attempts, last_error, row_indices";
 const LEASE_COLUMNS: &str = "job_id, shard, attempt, worker_id, expires_ms, sequences_done";
 
 impl Tx<'_> {
     /// Inserts a planned job and its tasks.
-    pub fn insert_job(&self, job: &JobRow, tasks: &[(String, u64)]) -> Result<(), StateError> {
+    pub fn insert_job(&self, job: &JobRow, tasks: &[crate::plan::PlannedTask]) -> Result<(), StateError> {
         self.tx.execute(
-            &format!("INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+            &format!("INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
             params![
                 job.id.as_str(),
                 job.spec.encode_to_vec(),
@@ -344,14 +358,16 @@ impl Tx<'_> {
                 job.max_attempts as i64,
                 job.created_ms as i64,
                 job.started_ms as i64,
-                job.finished_ms as i64
+                job.finished_ms as i64,
+                job.model_config_digest
             ],
         )?;
-        let mut stmt = self
-            .tx
-            .prepare_cached("INSERT INTO tasks (job_id, shard, shard_path, rows) VALUES (?1, ?2, ?3, ?4)")?;
-        for (i, (path, rows)) in tasks.iter().enumerate() {
-            stmt.execute(params![job.id.as_str(), i as i64, path, *rows as i64])?;
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT INTO tasks (job_id, shard, shard_path, rows, row_indices) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for (i, t) in tasks.iter().enumerate() {
+            let listed: Vec<u8> = t.listed.iter().flat_map(|r| r.to_le_bytes()).collect();
+            stmt.execute(params![job.id.as_str(), i as i64, t.path, t.rows as i64, listed])?;
         }
         Ok(())
     }
@@ -419,10 +435,17 @@ impl Tx<'_> {
     }
 
     /// Records the model a job's shards ran (first report wins).
-    pub fn set_model_info(&self, id: &JobId, family: &str, digest: &str) -> Result<(), StateError> {
+    pub fn set_model_info(
+        &self,
+        id: &JobId,
+        family: &str,
+        digest: &str,
+        config_digest: &str,
+    ) -> Result<(), StateError> {
         self.tx.execute(
-            "UPDATE jobs SET model_family = ?2, model_digest = ?3 WHERE id = ?1 AND model_family = ''",
-            params![id.as_str(), family, digest],
+            "UPDATE jobs SET model_family = ?2, model_digest = ?3, model_config_digest = ?4 \
+             WHERE id = ?1 AND model_family = ''",
+            params![id.as_str(), family, digest, config_digest],
         )?;
         Ok(())
     }
