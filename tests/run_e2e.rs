@@ -207,17 +207,33 @@ fn unknown_config_keys_are_named() {
 #[test]
 fn every_shipped_config_parses() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
-    let mut n = 0;
+    let mut parsed = Vec::new();
     for dir in [root.clone(), root.join("provis")] {
         for entry in std::fs::read_dir(dir).unwrap() {
             let p = entry.unwrap().path();
             if p.extension().is_some_and(|e| e == "toml") {
-                headscan_coordinator::config::RunConfig::read(&p).unwrap_or_else(|e| panic!("{e}"));
-                n += 1;
+                let c = headscan_coordinator::config::RunConfig::read(&p).unwrap_or_else(|e| panic!("{e}"));
+                c.validate().unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                parsed.push((p, c));
             }
         }
     }
-    assert_eq!(n, 21, "demo + 5 models × 4 datasets");
+    assert!(parsed.iter().any(|(p, _)| p.ends_with("configs/demo.toml")));
+    // The provis reproductions: 5 models × 4 datasets, each a random sample
+    // of 5,000 sequences drawn with provis' seed, with the default null.
+    let provis: Vec<_> = parsed
+        .iter()
+        .filter(|(p, _)| p.parent().unwrap().ends_with("provis"))
+        .collect();
+    assert_eq!(provis.len(), 20, "5 models × 4 datasets");
+    for (p, c) in provis {
+        assert_eq!(
+            (c.sample, c.limit, c.seed, c.null_samples),
+            (5000, 0, 123, 100),
+            "{}",
+            p.display()
+        );
+    }
 }
 
 #[test]
