@@ -193,3 +193,69 @@ fn a_corrupt_shard_fails_the_job_naming_it_or_is_left_out_with_allow_partial() {
     assert_eq!(summary["sequences"], 10, "the counts exclude the missing shard");
     assert_eq!(summary["complete"], false);
 }
+
+#[test]
+fn cancel_stops_the_workers_task_within_a_heartbeat_and_watch_and_metrics_show_progress() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = demo_dataset(tmp.path(), 2);
+    let metrics_port = free_port();
+    let metrics = format!("127.0.0.1:{metrics_port}");
+    let c = coordinator(tmp.path(), 0, &["--metrics", &metrics]);
+    let mut slow = worker(tmp.path(), &c.url, 30_000, &[]);
+    let o = submit(&c.url, &ds, &tmp.path().join("cancelled"), &[]);
+    let job = job_id(&o);
+    wait_for(&c.url, &job, WAIT, &[], |s| !s.contains("(leased 0,"));
+    let o = headscan(&["cancel", &job, "--coordinator", &c.url]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(" cancelled "));
+    // The worker hears it at its next heartbeat (250 ms) and drops the task.
+    let start = std::time::Instant::now();
+    loop {
+        let log = std::fs::read_to_string(tmp.path().join("worker-0.log")).unwrap_or_default();
+        if log.contains("task abandoned") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the worker kept the cancelled task: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    slow.kill();
+    // A second job: `status --watch` follows it live to the end.
+    let _fast = worker(tmp.path(), &c.url, 0, &[]);
+    let o = submit(&c.url, &ds, &tmp.path().join("watched"), &[]);
+    let job = job_id(&o);
+    let o = headscan(&["status", &job, "--watch", "--coordinator", &c.url]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let watched = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        watched.contains("succeeded") && watched.contains("shards 6/6"),
+        "{watched}"
+    );
+    assert!(
+        watched.contains("seq/s") && watched.contains("ETA") && watched.contains("failures"),
+        "{watched}"
+    );
+
+    // Prometheus text on --metrics.
+    use std::io::{Read, Write};
+    let mut sock = std::net::TcpStream::connect(&metrics).unwrap();
+    sock.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut page = String::new();
+    sock.read_to_string(&mut page).unwrap();
+    for m in [
+        "headscan_tasks_queued",
+        "headscan_tasks_leased",
+        "headscan_tasks_done",
+        "headscan_tasks_failed",
+        "headscan_workers_live",
+        "headscan_sequences_per_second",
+        "headscan_residues_per_second",
+    ] {
+        assert!(page.contains(m), "{m} missing from {page}");
+    }
+    assert!(page.contains("headscan_sequences_committed_total 12"), "{page}");
+}
