@@ -1,33 +1,38 @@
-//! `headscan run`: the embedded default — coordinator and N workers in one
-//! process, the same code paths as the distributed system: plan one task per
-//! shard, run each on a worker thread, fold the partial counts in shard order,
-//! then statistics, tables, summary.json and the report.
+//! `headscan run`: the embedded default. It starts an in-process
+//! coordinator (private in-memory state, scratch store, gRPC on 127.0.0.1
+//! with a random token) and N in-process workers that pull tasks from it,
+//! submits the job and follows it: the same planning, scheduling, reduction
+//! and output code as `headscan coordinator` + `headscan worker`, one path.
 
+use std::io::Write;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use headscan_coordinator::config::RunConfig;
 use headscan_coordinator::dataset::Dataset;
-use headscan_coordinator::report::{ReportContext, write_report};
-use headscan_coordinator::selection::{Selection, plan};
-use headscan_coordinator::stats::{StatsOptions, compute};
-use headscan_proto::counts;
+use headscan_coordinator::plan::{plan_tasks, spec_from_config};
+use headscan_coordinator::scheduler::Policy;
+use headscan_coordinator::selection::Selection;
+use headscan_coordinator::server::Coordinator;
+use headscan_coordinator::service::{ServeOptions, serve};
+use headscan_coordinator::state::StateStore;
+use headscan_proto::client::{BearerToken, channel};
 use headscan_proto::features::ContactRule;
-use headscan_proto::pb::PartialCounts;
+use headscan_proto::ids::JobId;
+use headscan_proto::pb::jobs_client::JobsClient;
+use headscan_proto::pb::{JobState, JobStatusRequest, SubmitJobRequest};
 use headscan_proto::store::Location;
 use headscan_worker::analysis::features::{check_coverage, expand};
-use headscan_worker::shard::{AnalysisSpec, process_records};
-use sha2::{Digest, Sha256};
+use headscan_worker::pull::{ModelCache, PullOptions, WorkerMetrics};
 
 /// Runs a whole job described by `cfg` (already merged with CLI flags).
 pub async fn run(cfg: RunConfig, progress_bar: bool) -> anyhow::Result<()> {
-    let started = Instant::now();
     cfg.validate()?;
-    let (model_url, dataset_url, out_url) = (
+    let (model_url, dataset_url) = (
         cfg.model.clone().unwrap_or_default(),
         cfg.dataset.clone().unwrap_or_default(),
-        cfg.out.clone().unwrap_or_default(),
     );
     let rule = ContactRule {
         max_distance: cfg.contact.distance,
@@ -37,22 +42,8 @@ pub async fn run(cfg: RunConfig, progress_bar: bool) -> anyhow::Result<()> {
     // Everything that can be checked before model work is checked first.
     let dataset = Dataset::open(&dataset_url).await?;
     check_coverage(&specs, &dataset.manifest.columns).with_context(|| format!("dataset {dataset_url}"))?;
-    let device = headscan_worker::attention::parse_device(&cfg.device)?;
-    let model_dir = headscan_worker::fetch::resolve_model(&model_url).await?;
-    let model = headscan_worker::models::load_model(&model_dir, &device)
-        .with_context(|| format!("cannot load model {}", model_dir.display()))?;
-    let spec = AnalysisSpec {
-        features: specs.clone(),
-        threshold: cfg.threshold,
-        max_len: cfg.max_len,
-        batch_size: cfg.batch_size,
-        null_samples: cfg.null_samples,
-        seed: cfg.seed,
-    };
-
-    // Plan: one task per shard with the rows it analyses under --limit / --sample.
     let selection = Selection::from_config(&cfg)?;
-    let planned = plan(&dataset.manifest.shards, selection);
+    let (tasks, planned) = plan_tasks(&dataset.manifest.shards, &cfg)?;
     if let Selection::Sample { n, seed } = selection {
         if n >= planned.dataset_rows {
             tracing::warn!(
@@ -70,15 +61,106 @@ pub async fn run(cfg: RunConfig, progress_bar: bool) -> anyhow::Result<()> {
             );
         }
     }
-    let tasks = &planned.tasks;
-    let total = planned.selected;
-    if total == 0 {
+    if planned.selected == 0 {
         bail!(
             "dataset {dataset_url} is empty after filtering (limit {}, sample {})",
             cfg.limit,
             cfg.sample
         );
     }
+    // The model is loaded once, before any task, and shared by the workers.
+    let device = headscan_worker::attention::parse_device(&cfg.device)?;
+    let models = Arc::new(ModelCache::default());
+    let worker_metrics = Arc::new(WorkerMetrics::default());
+    models
+        .get(&model_url, &device, &worker_metrics)
+        .await
+        .map_err(anyhow::Error::msg)?;
+
+    // The coordinator: private state and scratch store; a failed shard fails
+    // the job at once (one attempt) and the workers hear it within 200 ms.
+    let scratch = tempfile::tempdir()?;
+    let store = Location::parse(&scratch.path().display().to_string())?;
+    let policy = Policy {
+        lease_ms: 120_000,
+        heartbeat_ms: 200,
+        max_attempts: 1,
+    };
+    let coordinator = Coordinator::start(StateStore::in_memory()?, store, policy)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let token = JobId::random().to_string();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = {
+        let mut stop = stop_rx.clone();
+        let options = ServeOptions {
+            token: Some(token.clone()),
+            tls: None,
+        };
+        tokio::spawn(serve(coordinator, listener, options, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }))
+    };
+    let mut workers = Vec::new();
+    for i in 0..cfg.workers.min(tasks.len()).max(1) {
+        let mut opts = PullOptions::new(&url, &cfg.device);
+        opts.token = Some(token.clone());
+        opts.worker_id = format!("run-{i}");
+        opts.metrics = worker_metrics.clone();
+        workers.push(tokio::spawn(headscan_worker::pull::run(
+            opts,
+            models.clone(),
+            Some(stop_rx.clone()),
+        )));
+    }
+
+    let outcome = submit_and_follow(&url, &token, &cfg, planned.selected, progress_bar).await;
+    // Workers stop at their next check (a task in hand was already told to
+    // abandon when the job ended); the server needs no graceful drain.
+    let _ = stop_tx.send(true);
+    for w in workers {
+        let abort = w.abort_handle();
+        match tokio::time::timeout(Duration::from_secs(2), w).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "worker stopped with an error"),
+            Ok(Err(e)) if !e.is_cancelled() => tracing::warn!(error = %e, "worker task failed"),
+            Err(_) => abort.abort(),
+            _ => {}
+        }
+    }
+    server.abort();
+    let status = outcome?;
+    match JobState::try_from(status.state) {
+        Ok(JobState::Succeeded) => {
+            tracing::info!(sequences = status.sequences_done, out = %status.output, "run finished");
+            Ok(())
+        }
+        _ => bail!("{}", status.message),
+    }
+}
+
+/// Submits the job to the in-process coordinator and follows it to its end,
+/// with a progress bar over sequences when asked.
+async fn submit_and_follow(
+    url: &str,
+    token: &str,
+    cfg: &RunConfig,
+    total: u64,
+    progress_bar: bool,
+) -> anyhow::Result<headscan_proto::pb::JobStatus> {
+    let mut jobs = JobsClient::with_interceptor(channel(url, None)?, BearerToken::new(Some(token))?)
+        .max_decoding_message_size(headscan_proto::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(headscan_proto::MAX_MESSAGE_BYTES);
+    let mut spec = spec_from_config(cfg, "run", false)?;
+    spec.max_attempts = 1;
+    let job = jobs
+        .submit(SubmitJobRequest {
+            spec: Some(spec),
+            if_changed: false,
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner()
+        .job_id;
     let bar = progress_bar.then(|| {
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
@@ -87,138 +169,31 @@ pub async fn run(cfg: RunConfig, progress_bar: bool) -> anyhow::Result<()> {
         );
         bar
     });
-
-    // Workers: threads pulling shard indices; partials kept by shard index.
-    let handle = tokio::runtime::Handle::current();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    type Partial = anyhow::Result<(PartialCounts, Vec<String>)>;
-    let partials: Vec<std::sync::Mutex<Option<Partial>>> =
-        tasks.iter().map(|_| std::sync::Mutex::new(None)).collect();
-    tokio::task::block_in_place(|| {
-        std::thread::scope(|scope| {
-            for _ in 0..cfg.workers.min(tasks.len()) {
-                scope.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        let Some(task) = tasks.get(i) else { break };
-                        let shard = &task.shard;
-                        let result = handle
-                            .block_on(dataset.read_shard(shard))
-                            .map_err(anyhow::Error::from)
-                            .and_then(|records| Ok(task.rows.pick(records, shard)?))
-                            .and_then(|records| {
-                                let counts = process_records(&model, &records, &spec, &device, |n| {
-                                    if let Some(b) = &bar {
-                                        b.inc(n as u64);
-                                    }
-                                })
-                                .with_context(|| format!("shard {}", shard.url))?;
-                                Ok((counts, records.into_iter().map(|r| r.id).collect()))
-                            });
-                        if let Ok(mut slot) = partials[i].lock() {
-                            *slot = Some(result);
-                        }
-                    }
-                });
-            }
-        })
-    });
+    let mut stream = jobs
+        .watch(JobStatusRequest { job_id: job.clone() })
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner();
+    let mut last = None;
+    while let Some(s) = stream
+        .message()
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+    {
+        if let Some(b) = &bar {
+            b.set_position(s.sequences_done.min(total));
+        }
+        let done = crate::jobs::is_final(&s);
+        last = Some(s);
+        if done {
+            break;
+        }
+    }
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    let mut folded: Option<PartialCounts> = None;
-    // The analysed ids in dataset order, digested for summary.json.
-    let mut ids = Sha256::new();
-    for slot in partials {
-        let (partial, task_ids) = slot
-            .into_inner()
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| Err(anyhow::anyhow!("a task did not run")))?;
-        for id in &task_ids {
-            ids.update(id.as_bytes());
-            ids.update(b"\n");
-        }
-        match folded.as_mut() {
-            None => folded = Some(partial),
-            Some(total) => counts::merge(total, &partial)?,
-        }
-    }
-    let reduced = folded.context("no shard was processed")?;
-    let compute_started = Instant::now();
-    let options = StatsOptions {
-        min_arcs: cfg.min_arcs,
-        top_k: cfg.top_k,
-        ..StatsOptions::default()
-    };
-    let results = compute(&reduced, &options);
-
-    let out = Location::parse(&out_url)?;
-    let tables = headscan_coordinator::outputs::write_tables(&results, &out).await?;
-    let context = ReportContext {
-        title: format!("{model_url} on {dataset_url}"),
-        notes: cfg.notes.clone(),
-        threshold: cfg.threshold,
-        min_arcs: cfg.min_arcs,
-    };
-    // The report is written locally, then uploaded when the output is remote.
-    let (report_dir, temp) = match out.local_dir() {
-        Some(dir) => (dir.join("report"), None),
-        None => {
-            let t = tempfile::tempdir()?;
-            (t.path().join("report"), Some(t))
-        }
-    };
-    let report_files = write_report(&results, &context, &report_dir)?;
-    if temp.is_some() {
-        for f in &report_files {
-            let name = f
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            out.put(&format!("report/{name}"), std::fs::read(f)?.into())
-                .await?;
-        }
-    }
-    let digest = |s: &[u8]| format!("sha256:{}", hex::encode(Sha256::digest(s)));
-    let config_json = serde_json::to_vec(&cfg)?;
-    let model_config_digest = digest(&std::fs::read(model_dir.join("config.json")).unwrap_or_default());
-    // Every file that defines the model (weights, config, vocabulary), cached beside them.
-    let model_digest = headscan_worker::digest::model_digest(&model_dir)
-        .with_context(|| format!("cannot digest model {}", model_dir.display()))?;
-    let summary = serde_json::json!({
-        "software": format!("headscan {}", env!("CARGO_PKG_VERSION")),
-        "model": model_url,
-        "model_family": format!("{:?}", model.family),
-        "model_digest": model_digest,
-        "model_config_digest": model_config_digest,
-        "dataset": dataset_url,
-        "dataset_content_hash": dataset.manifest.content_hash,
-        "config": cfg,
-        "config_digest": digest(&config_json),
-        "selection": {
-            "mode": selection.mode(),
-            "limit": cfg.limit,
-            "sample": cfg.sample,
-            "seed": cfg.seed,
-            "dataset_rows": planned.dataset_rows,
-            "selected": planned.selected,
-            "ids_sha256": format!("sha256:{}", hex::encode(ids.finalize())),
-        },
-        "n_layers": results.n_layers,
-        "n_heads": results.n_heads,
-        "sequences": results.sequences,
-        "residues": results.residues,
-        "background_rates": results.features.iter().map(|f| (f.feature.clone(), f.background_rate)).collect::<std::collections::BTreeMap<_, _>>(),
-        "blosum62_pearson_r": results.blosum62_pearson_r,
-        "features": results.features,
-        "outputs": tables,
-        "timings_s": { "total": started.elapsed().as_secs_f64(), "statistics_and_outputs": compute_started.elapsed().as_secs_f64() },
-    });
-    out.put("summary.json", serde_json::to_vec_pretty(&summary)?.into())
-        .await?;
-    tracing::info!(sequences = results.sequences, out = %out_url, "run finished");
-    Ok(())
+    let _ = std::io::stderr().flush();
+    last.context("the coordinator ended the job's progress stream early")
 }
 
 /// Flags of `headscan run` that override the config file.
