@@ -224,7 +224,8 @@ fn cancel_stops_the_workers_task_within_a_heartbeat_and_watch_and_metrics_show_p
 
     slow.kill();
     // A second job: `status --watch` follows it live to the end.
-    let _fast = worker(tmp.path(), &c.url, 0, &[]);
+    let worker_metrics = format!("127.0.0.1:{}", free_port());
+    let _fast = worker(tmp.path(), &c.url, 0, &["--metrics", &worker_metrics]);
     let o = submit(&c.url, &ds, &tmp.path().join("watched"), &[]);
     let job = job_id(&o);
     let o = headscan(&["status", &job, "--watch", "--coordinator", &c.url]);
@@ -240,12 +241,20 @@ fn cancel_stops_the_workers_task_within_a_heartbeat_and_watch_and_metrics_show_p
     );
 
     // Prometheus text on --metrics.
-    use std::io::{Read, Write};
-    let mut sock = std::net::TcpStream::connect(&metrics).unwrap();
-    sock.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut page = String::new();
-    sock.read_to_string(&mut page).unwrap();
+    let get = |addr: &str| {
+        use std::io::{Read, Write};
+        let mut sock = std::net::TcpStream::connect(addr).unwrap();
+        sock.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut page = String::new();
+        sock.read_to_string(&mut page).unwrap();
+        page
+    };
+    // The worker loaded the model once for its six tasks.
+    let page = get(&worker_metrics);
+    assert!(page.contains("headscan_worker_tasks_done_total 6"), "{page}");
+    assert!(page.contains("headscan_worker_model_loads_total 1"), "{page}");
+    let page = get(&metrics);
     for m in [
         "headscan_tasks_queued",
         "headscan_tasks_leased",
