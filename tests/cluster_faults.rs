@@ -275,26 +275,27 @@ fn headscan_run_stops_promptly_on_a_failed_shard_naming_it() {
     let ds = demo_dataset(tmp.path(), 1);
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(ds.join("manifest.json")).unwrap()).unwrap();
-    let bad = manifest["shards"][1]["url"].as_str().unwrap().to_string();
+    let bad = manifest["shards"][0]["url"].as_str().unwrap().to_string();
     std::fs::write(ds.join(&bad), b"PAR1 but not really").unwrap();
     let out = tmp.path().join("out");
     let mut args = vec!["run".to_string()];
     args.extend(demo_flags(&ds, &out));
     args.extend(["--workers".to_string(), "2".to_string()]);
-    // Each of the 12 tasks waits 1 s: finishing them all would take ≥ 6 s.
+    // Each of the 12 tasks waits 2 s: finishing them all would take ≥ 12 s;
+    // the failing shard is the first one leased.
     let start = std::time::Instant::now();
     let o = std::process::Command::new(bin())
         .args(&args)
         .env("RUST_LOG", "warn")
-        .env("HEADSCAN_TEST_TASK_DELAY_MS", "1000")
+        .env("HEADSCAN_TEST_TASK_DELAY_MS", "2000")
         .output()
         .unwrap();
     let elapsed = start.elapsed();
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains(&format!("shard 1 ({bad})")), "{err}");
+    assert!(err.contains(&format!("shard 0 ({bad})")), "{err}");
     assert!(
-        elapsed < Duration::from_millis(5_000),
+        elapsed < Duration::from_millis(8_000),
         "the other worker kept going: {elapsed:?}"
     );
     assert!(!out.join("heads.parquet").exists());
