@@ -307,3 +307,160 @@ fn fail_attempt(
     tx.delete_job_leases(job)?;
     tx.set_job_state(job, JobState::Failed, &message, now_ms)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::PlannedTask;
+    use headscan_proto::pb::JobSpec;
+
+    const LEASE: u64 = 1000;
+
+    fn policy(max_attempts: u32) -> Policy {
+        Policy {
+            lease_ms: LEASE,
+            heartbeat_ms: 100,
+            max_attempts,
+        }
+    }
+
+    fn job(shards: usize, allow_partial: bool) -> (JobRow, Vec<PlannedTask>) {
+        let row = JobRow {
+            id: JobId::parse("j-test").unwrap(),
+            spec: JobSpec {
+                allow_partial,
+                ..Default::default()
+            },
+            state: JobState::Queued,
+            message: String::new(),
+            output: "/tmp/out".into(),
+            tasks_total: shards as u32,
+            sequences_total: shards as u64,
+            model_family: String::new(),
+            model_digest: String::new(),
+            model_config_digest: String::new(),
+            max_attempts: 0,
+            created_ms: 0,
+            started_ms: 0,
+            finished_ms: 0,
+        };
+        let tasks = (0..shards)
+            .map(|i| PlannedTask {
+                path: format!("shards/part-{i:05}.parquet"),
+                rows: 1,
+                listed: Vec::new(),
+            })
+            .collect();
+        (row, tasks)
+    }
+
+    fn scheduler(shards: usize, allow_partial: bool, max_attempts: u32) -> (Scheduler, JobId) {
+        let mut s = Scheduler::new(StateStore::in_memory().unwrap(), policy(max_attempts), 0).unwrap();
+        let (row, tasks) = job(shards, allow_partial);
+        s.state().transaction(|tx| tx.insert_job(&row, &tasks)).unwrap();
+        (s, row.id)
+    }
+
+    fn commit(s: &mut Scheduler, worker: &str, t: &TaskId, now: u64) -> bool {
+        s.commit(worker, t, "k", 1, 1, ("f", "d", "c"), now).unwrap()
+    }
+
+    #[test]
+    fn leases_go_in_shard_order_and_commit_exactly_once() {
+        let (mut s, job) = scheduler(2, false, 3);
+        let a = s.lease("w1", 10).unwrap().unwrap();
+        let b = s.lease("w2", 10).unwrap().unwrap();
+        assert_eq!((a.task.shard, b.task.shard), (0, 1));
+        assert!(s.lease("w3", 10).unwrap().is_none(), "nothing left to lease");
+        let (ta, tb) = (a.task_id(), b.task_id());
+        assert!(
+            !commit(&mut s, "w2", &ta, 20),
+            "foreign: w2 does not hold shard 0"
+        );
+        assert!(commit(&mut s, "w1", &ta, 20));
+        assert!(!commit(&mut s, "w1", &ta, 21), "duplicate");
+        assert!(
+            s.heartbeat("w1", &ta, 1, 22).unwrap().abandon,
+            "a committed lease is gone"
+        );
+        assert!(commit(&mut s, "w2", &tb, 30));
+        let (row, p) = s.job(&job).unwrap().unwrap();
+        assert_eq!(
+            (row.state, p.committed, p.sequences_done),
+            (JobState::Running, 2, 2)
+        );
+    }
+
+    #[test]
+    fn expired_leases_are_reissued_and_late_completions_ignored() {
+        let (mut s, _) = scheduler(1, false, 3);
+        let first = s.lease("w1", 0).unwrap().unwrap();
+        // A heartbeat renews the lease past its first expiry.
+        assert!(!s.heartbeat("w1", &first.task_id(), 0, LEASE - 1).unwrap().abandon);
+        assert_eq!(s.expire(LEASE + 1).unwrap(), 0);
+        assert_eq!(s.expire(2 * LEASE).unwrap(), 1);
+        let second = s.lease("w2", 2 * LEASE).unwrap().unwrap();
+        assert_eq!(second.lease.attempt, 2);
+        assert!(!commit(&mut s, "w1", &first.task_id(), 2 * LEASE), "late");
+        assert!(s.heartbeat("w1", &first.task_id(), 0, 2 * LEASE).unwrap().abandon);
+        assert!(commit(&mut s, "w2", &second.task_id(), 2 * LEASE));
+    }
+
+    #[test]
+    fn retries_keep_the_last_error_then_fail_the_job_naming_the_shard() {
+        let (mut s, job) = scheduler(2, false, 2);
+        let t = s.lease("w", 0).unwrap().unwrap();
+        assert!(s.fail("w", &t.task_id(), "first", 1).unwrap());
+        let t = s.lease("w", 2).unwrap().unwrap();
+        assert_eq!((t.task.shard, t.lease.attempt), (0, 2), "retried first");
+        assert!(s.fail("w", &t.task_id(), "corrupt parquet", 3).unwrap());
+        assert!(!s.fail("w", &t.task_id(), "again", 4).unwrap(), "stale");
+        let (row, p) = s.job(&job).unwrap().unwrap();
+        assert_eq!(row.state, JobState::Failed);
+        assert!(
+            row.message.contains("shard 0 (shards/part-00000.parquet)"),
+            "{}",
+            row.message
+        );
+        assert!(row.message.contains("corrupt parquet"), "{}", row.message);
+        assert_eq!((p.failed, p.attempts_failed), (1, 2));
+        assert!(s.lease("w", 5).unwrap().is_none(), "a failed job leases nothing");
+    }
+
+    #[test]
+    fn allow_partial_goes_on_and_cancel_stops_leases() {
+        let (mut s, job) = scheduler(3, true, 1);
+        let t = s.lease("w", 0).unwrap().unwrap();
+        assert!(s.fail("w", &t.task_id(), "bad shard", 1).unwrap());
+        let (row, p) = s.job(&job).unwrap().unwrap();
+        assert_eq!((row.state, p.failed), (JobState::Running, 1));
+        let t = s.lease("w", 2).unwrap().unwrap();
+        assert_eq!(t.task.shard, 1);
+        s.cancel(&job, 3).unwrap();
+        assert!(s.heartbeat("w", &t.task_id(), 0, 4).unwrap().abandon);
+        assert!(!commit(&mut s, "w", &t.task_id(), 4));
+        assert!(s.lease("w", 5).unwrap().is_none());
+        assert_eq!(s.job(&job).unwrap().unwrap().0.state, JobState::Cancelled);
+    }
+
+    #[test]
+    fn a_restart_gives_live_leases_a_fresh_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let mut s1 = Scheduler::new(StateStore::open(&path).unwrap(), policy(3), 0).unwrap();
+        let (row, tasks) = job(1, false);
+        s1.state().transaction(|tx| tx.insert_job(&row, &tasks)).unwrap();
+        let t = s1.lease("w", 0).unwrap().unwrap();
+        drop(s1); // the coordinator dies holding a lease, and comes back much later
+        let mut s2 = Scheduler::new(StateStore::open(&path).unwrap(), policy(3), 10 * LEASE).unwrap();
+        assert_eq!(
+            s2.expire(10 * LEASE + 1).unwrap(),
+            0,
+            "the lease survived the restart"
+        );
+        assert!(
+            commit(&mut s2, "w", &t.task_id(), 10 * LEASE + 2),
+            "the worker's result is kept"
+        );
+    }
+}
