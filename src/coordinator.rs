@@ -1,6 +1,8 @@
 //! `headscan coordinator`: serves the Jobs and Work services over a SQLite
 //! state file and an object store, until interrupted.
 
+use std::io::Write;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -93,7 +95,7 @@ pub async fn run(args: CoordinatorArgs) -> anyhow::Result<()> {
         let bound = crate::metrics::serve(m, render).await?;
         tracing::info!(addr = %bound, "metrics at /metrics");
     }
-    println!("headscan coordinator listening on {addr}");
+    writeln!(std::io::stdout(), "headscan coordinator listening on {addr}")?;
     tracing::info!(%addr, state = %args.state.display(), store = %args.store, tls = tls.is_some(), token = token.is_some(), "coordinator started");
     let options = ServeOptions { token, tls };
     serve(coordinator, listener, options, shutdown_signal()).await?;

@@ -144,7 +144,7 @@ pub async fn follow(
                 Ok(Some(s)) => {
                     if to_stdout {
                         if last_print.elapsed().as_millis() >= 1000 || crate::jobs::is_final(&s) {
-                            println!("{}", progress_line(&s));
+                            writeln!(std::io::stdout(), "{}", progress_line(&s))?;
                             last_print = std::time::Instant::now();
                         }
                     } else if last_print.elapsed().as_millis() >= 1000 || is_final(&s) {
@@ -216,7 +216,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
     if args.watch {
         let last = follow(&mut jobs, coordinator, &job, true).await?;
         if !last.message.is_empty() {
-            println!("{}", last.message);
+            writeln!(std::io::stdout(), "{}", last.message)?;
         }
         return Ok(());
     }
@@ -245,7 +245,7 @@ pub async fn cancel(args: CancelArgs) -> anyhow::Result<()> {
         .into_inner()
         .status
         .unwrap_or_default();
-    println!("{}", progress_line(&s));
+    writeln!(std::io::stdout(), "{}", progress_line(&s))?;
     Ok(())
 }
 

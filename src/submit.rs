@@ -2,6 +2,8 @@
 //! `headscan run`) to a coordinator and prints its id as the last line of
 //! stdout; `--wait` follows it to the end and fails when the job fails.
 
+use std::io::Write;
+
 use anyhow::Context;
 use headscan_coordinator::dataset::Dataset;
 use headscan_coordinator::plan::spec_from_config;
@@ -81,7 +83,7 @@ pub async fn run(args: SubmitArgs) -> anyhow::Result<()> {
         .await
         .map_err(|s| call_error(&coordinator, s))?
         .into_inner();
-    println!("{}", resp.job_id);
+    writeln!(std::io::stdout(), "{}", resp.job_id)?;
     if !args.wait {
         return Ok(());
     }
