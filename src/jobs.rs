@@ -35,6 +35,9 @@ pub struct CancelArgs {
 pub enum ResultsCommand {
     /// Succeeded jobs and where their outputs are.
     List {
+        /// Show a model × dataset matrix of the latest succeeded job ids instead.
+        #[arg(long)]
+        matrix: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -251,7 +254,7 @@ pub async fn cancel(args: CancelArgs) -> anyhow::Result<()> {
 
 /// `headscan results list`.
 pub async fn results(cmd: ResultsCommand) -> anyhow::Result<()> {
-    let ResultsCommand::List { client } = cmd;
+    let ResultsCommand::List { client, matrix } = cmd;
     let mut jobs = client.jobs()?;
     let list = jobs
         .results(ResultsRequest {})
@@ -259,6 +262,31 @@ pub async fn results(cmd: ResultsCommand) -> anyhow::Result<()> {
         .map_err(|s| call_error(&client.coordinator, s))?
         .into_inner();
     let mut out = std::io::stdout().lock();
+    if matrix {
+        // Latest succeeded job per (model, dataset); results are oldest first.
+        let mut cells = std::collections::BTreeMap::new();
+        for r in &list.results {
+            cells.insert((r.model.clone(), r.dataset.clone()), r.job_id.clone());
+        }
+        let datasets: std::collections::BTreeSet<&String> = cells.keys().map(|(_, d)| d).collect();
+        let models: std::collections::BTreeSet<&String> = cells.keys().map(|(m, _)| m).collect();
+        write!(out, "model \\ dataset")?;
+        for d in &datasets {
+            write!(out, "\t{d}")?;
+        }
+        writeln!(out)?;
+        for m in &models {
+            write!(out, "{m}")?;
+            for d in &datasets {
+                let cell = cells
+                    .get(&((*m).clone(), (*d).clone()))
+                    .map_or("-", String::as_str);
+                write!(out, "\t{cell}")?;
+            }
+            writeln!(out)?;
+        }
+        return Ok(());
+    }
     writeln!(
         out,
         "{:<20} {:>10}  {:<40} output",

@@ -33,6 +33,10 @@ pub struct SubmitArgs {
     /// Attempts per shard (0 = the coordinator's default).
     #[arg(long, default_value_t = 0)]
     max_attempts: u32,
+    /// Submit nothing when a job with the same model files, dataset content
+    /// and configuration already succeeded; print that job's id instead.
+    #[arg(long)]
+    if_changed: bool,
 }
 
 /// Makes a local path absolute (the coordinator and workers run elsewhere); URLs stay.
@@ -73,16 +77,28 @@ pub async fn run(args: SubmitArgs) -> anyhow::Result<()> {
     }
     let mut spec = spec_from_config(&cfg, &args.name, args.allow_partial)?;
     spec.max_attempts = args.max_attempts;
+    if args.if_changed {
+        // The model's digest over every file that defines it, computed here.
+        let model = cfg.model.clone().unwrap_or_default();
+        let dir = headscan_worker::fetch::resolve_model(&model)
+            .await
+            .with_context(|| format!("--if-changed needs to read the model {model}"))?;
+        spec.model_digest =
+            tokio::task::spawn_blocking(move || headscan_worker::digest::model_digest(&dir)).await??;
+    }
     let mut jobs = args.client.jobs()?;
     let coordinator = args.client.coordinator.clone();
     let resp = jobs
         .submit(SubmitJobRequest {
             spec: Some(spec),
-            if_changed: false,
+            if_changed: args.if_changed,
         })
         .await
         .map_err(|s| call_error(&coordinator, s))?
         .into_inner();
+    if resp.unchanged {
+        tracing::info!(job = %resp.job_id, "unchanged: an identical job already succeeded; nothing submitted");
+    }
     writeln!(std::io::stdout(), "{}", resp.job_id)?;
     if !args.wait {
         return Ok(());

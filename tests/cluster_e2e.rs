@@ -68,7 +68,28 @@ fn three_workers_one_worker_and_run_give_the_same_tables() {
     assert_eq!(s["selection"], r["selection"], "same rows, same ids digest");
     assert_eq!(s["model_digest"], r["model_digest"]);
 
+    // --if-changed: the same model files, dataset content and configuration
+    // already succeeded (job `second`, the latest such), so nothing is run.
+    let again = tmp.path().join("again");
+    let o = submit(&c.url, &ds, &again, &["--if-changed", "--wait"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(job_id(&o), second);
+    assert!(!again.exists(), "an unchanged job writes nothing");
+    let o = submit(
+        &c.url,
+        &ds,
+        &again,
+        &["--if-changed", "--wait", "--threshold", "0.25"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_ne!(job_id(&o), second, "another threshold is another job");
+    assert!(again.join("heads.parquet").is_file());
+
     let list = headscan(&["results", "list", "--coordinator", &c.url]);
     let list = String::from_utf8_lossy(&list.stdout);
     assert!(list.contains(&first) && list.contains(&second), "{list}");
+    let matrix = headscan(&["results", "list", "--matrix", "--coordinator", &c.url]);
+    let matrix = String::from_utf8_lossy(&matrix.stdout);
+    assert!(matrix.starts_with("model \\ dataset\t"), "{matrix}");
+    assert_eq!(matrix.lines().count(), 2, "one model, one dataset: {matrix}");
 }

@@ -31,6 +31,8 @@ pub fn spec_from_config(cfg: &RunConfig, name: &str, allow_partial: bool) -> Res
         name: name.to_string(),
         config_json,
         max_attempts: 0,
+        model_digest: String::new(),
+        dataset_content_hash: String::new(),
     })
 }
 
@@ -57,6 +59,19 @@ pub fn config_from_spec(spec: &JobSpec) -> Result<RunConfig, ConfigError> {
     cfg.contact.distance = spec.contact_distance as f32;
     cfg.contact.min_separation = spec.contact_min_separation as usize;
     Ok(cfg)
+}
+
+/// What makes two jobs give the same results: the configuration without
+/// where the outputs go or how the work is spread (workers, batch size),
+/// and without the model and dataset locations (their digests stand in).
+pub fn identity(spec: &JobSpec) -> Option<String> {
+    let mut cfg = config_from_spec(spec).ok()?;
+    cfg.out = None;
+    cfg.model = None;
+    cfg.dataset = None;
+    cfg.workers = 1;
+    cfg.batch_size = 1;
+    serde_json::to_string(&cfg).ok()
 }
 
 /// One planned task: a shard and the rows of it to analyse.

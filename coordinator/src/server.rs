@@ -22,7 +22,7 @@ use tracing::Instrument;
 
 use crate::dataset::{Dataset, DatasetError};
 use crate::finish::{JobFacts, write_outputs};
-use crate::plan::{config_from_spec, plan_tasks};
+use crate::plan::{config_from_spec, identity, plan_tasks};
 use crate::reduce::PrefixFold;
 use crate::scheduler::{Beat, Policy, Scheduler};
 use crate::state::{JobProgress, JobRow, StateError, StateStore, TaskState};
@@ -159,8 +159,14 @@ impl Coordinator {
         }
     }
 
-    /// Plans and records a job; returns its id.
-    pub async fn submit(self: &Arc<Self>, mut spec: JobSpec) -> Result<JobId, CoordinatorError> {
+    /// Plans and records a job; returns its id. With `if_changed`, a job
+    /// that already succeeded with the same model digest, dataset content
+    /// and [`identity`] is returned instead (and `true`).
+    pub async fn submit(
+        self: &Arc<Self>,
+        mut spec: JobSpec,
+        if_changed: bool,
+    ) -> Result<(JobId, bool), CoordinatorError> {
         let id = JobId::random();
         if spec.model.is_empty() || spec.dataset.is_empty() || spec.features.is_empty() {
             return Err(CoordinatorError::Invalid(
@@ -174,6 +180,24 @@ impl Coordinator {
         }
         let cfg = config_from_spec(&spec).map_err(|e| CoordinatorError::Invalid(e.to_string()))?;
         let dataset = Dataset::open(&spec.dataset).await?;
+        spec.dataset_content_hash = dataset.manifest.content_hash.clone();
+        if if_changed {
+            if spec.model_digest.is_empty() {
+                return Err(CoordinatorError::Invalid(
+                    "if_changed needs the model's digest in the spec".into(),
+                ));
+            }
+            let want = identity(&spec);
+            let done = self.with_state(|s| s.state().transaction(|tx| tx.jobs(&[JobState::Succeeded])))?;
+            if let Some(j) = done.into_iter().rev().find(|j| {
+                j.model_digest == spec.model_digest
+                    && j.spec.dataset_content_hash == spec.dataset_content_hash
+                    && identity(&j.spec) == want
+            }) {
+                tracing::info!(job = %j.id, "unchanged: an identical job already succeeded");
+                return Ok((j.id, true));
+            }
+        }
         let (tasks, planned) = plan_tasks(&dataset.manifest.shards, &cfg)
             .map_err(|e| CoordinatorError::Invalid(e.to_string()))?;
         let sequences_total = planned.selected;
@@ -202,7 +226,7 @@ impl Coordinator {
         self.with_state(|s| s.state().transaction(|tx| tx.insert_job(&row, &tasks)))?;
         tracing::info!(job = %id, shards = row.tasks_total, sequences = sequences_total, "job submitted");
         self.notify();
-        Ok(id)
+        Ok((id, false))
     }
 
     /// The status of a job.

@@ -55,14 +55,14 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<JobStatus, Status>> + Send +
 #[tonic::async_trait]
 impl Jobs for JobsService {
     async fn submit(&self, req: Request<SubmitJobRequest>) -> Result<Response<SubmitJobResponse>, Status> {
+        let req = req.into_inner();
         let spec = req
-            .into_inner()
             .spec
             .ok_or_else(|| Status::invalid_argument("a submission needs a job spec"))?;
-        let id = self.0.submit(spec).await?;
+        let (id, unchanged) = self.0.submit(spec, req.if_changed).await?;
         Ok(Response::new(SubmitJobResponse {
             job_id: id.to_string(),
-            unchanged: false,
+            unchanged,
         }))
     }
 
