@@ -327,6 +327,9 @@ impl Coordinator {
     /// Records a failed attempt.
     pub fn fail(self: &Arc<Self>, worker: &str, task: &str, reason: &str) -> Result<(), CoordinatorError> {
         let id = TaskId::parse(task).map_err(|e| CoordinatorError::Invalid(e.to_string()))?;
+        let _span =
+            tracing::info_span!("task", job = %id.job, shard = id.shard, attempt = id.attempt, worker)
+                .entered();
         let reason: String = reason.chars().take(4000).collect();
         if self.with_state(|s| s.fail(worker, &id, &reason, now_ms()))? {
             self.counters.failed_attempts.fetch_add(1, Ordering::Relaxed);
@@ -340,6 +343,15 @@ impl Coordinator {
     /// lease; false for late, duplicate and foreign completions.
     pub async fn complete(self: &Arc<Self>, req: CompleteTaskRequest) -> Result<bool, CoordinatorError> {
         let id = TaskId::parse(&req.task_id).map_err(|e| CoordinatorError::Invalid(e.to_string()))?;
+        let span = tracing::info_span!("task", job = %id.job, shard = id.shard, attempt = id.attempt, worker = %req.worker_id);
+        self.commit_task(id, req).instrument(span).await
+    }
+
+    async fn commit_task(
+        self: &Arc<Self>,
+        id: TaskId,
+        req: CompleteTaskRequest,
+    ) -> Result<bool, CoordinatorError> {
         let Some(partial) = req.partial else {
             return Err(CoordinatorError::Invalid(
                 "a completion must carry partial counts".into(),
