@@ -78,6 +78,8 @@ impl Dataset {
 
 /// Decodes the Parquet bytes of a shard into records.
 pub fn decode_shard(bytes: Bytes, url: &str) -> Result<Vec<ProteinRecord>, DatasetError> {
-    headscan_proto::shard::decode_shard(bytes, url)
-        .map_err(|e| DatasetError::BadShard { url: e.url, reason: e.reason })
+    headscan_proto::shard::decode_shard(bytes, url).map_err(|e| DatasetError::BadShard {
+        url: e.url,
+        reason: e.reason,
+    })
 }
