@@ -22,7 +22,7 @@ cache=${cache:-$HOME/.cache/headscan}
 model="$cache/models/antiberty"
 
 headscan() { cargo run --quiet -- "$@"; }
-top_heads() { cargo run --quiet --example top_heads -- "$@"; }
+top_heads() { headscan results top --results "$1" --feature "$2" --top "$3"; }
 
 if scripts/fetch-model.sh antiberty "$model"; then
     headscan ingest --format structures --input examples/structures --out /tmp/headscan-antibodies --overwrite

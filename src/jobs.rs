@@ -1,7 +1,10 @@
-//! `headscan status`, `headscan cancel` and `headscan results list`: the
-//! user's view of a coordinator's jobs.
+//! `headscan status`, `headscan cancel`, `headscan results list` and
+//! `headscan results top`: the user's view of a coordinator's jobs and of
+//! their results.
 
 use std::io::Write;
+
+use anyhow::Context;
 
 use headscan_proto::pb::{
     CancelJobRequest, JobState, JobStatus, JobStatusRequest, ListJobsRequest, ResultsRequest,
@@ -40,6 +43,20 @@ pub enum ResultsCommand {
         matrix: bool,
         #[command(flatten)]
         client: ClientArgs,
+    },
+    /// The heads of a finished job that align best with one feature, from its
+    /// heads.parquet: arcs, hits, percent, enrichment over the background,
+    /// Bonferroni CI, p-value, significance and permutation-null p.
+    Top {
+        /// The job's output: a local path or an object-store URL.
+        #[arg(long)]
+        results: String,
+        /// Feature to rank heads by (`contact`, `ss4:helix`, `binding_site`, `aa:K`, …).
+        #[arg(long, default_value = "contact")]
+        feature: String,
+        /// How many heads to print.
+        #[arg(long, default_value_t = 5)]
+        top: usize,
     },
 }
 
@@ -254,7 +271,14 @@ pub async fn cancel(args: CancelArgs) -> anyhow::Result<()> {
 
 /// `headscan results list`.
 pub async fn results(cmd: ResultsCommand) -> anyhow::Result<()> {
-    let ResultsCommand::List { client, matrix } = cmd;
+    let (client, matrix) = match cmd {
+        ResultsCommand::List { client, matrix } => (client, matrix),
+        ResultsCommand::Top {
+            results,
+            feature,
+            top,
+        } => return print_top(&results, &feature, top).await,
+    };
     let mut jobs = client.jobs()?;
     let list = jobs
         .results(ResultsRequest {})
@@ -307,5 +331,20 @@ pub async fn results(cmd: ResultsCommand) -> anyhow::Result<()> {
             }
         )?;
     }
+    Ok(())
+}
+
+/// `headscan results top`: reads `heads.parquet` of a job's output and prints
+/// its best heads for `feature`.
+async fn print_top(results: &str, feature: &str, k: usize) -> anyhow::Result<()> {
+    let out = headscan_proto::store::Location::parse(results)?;
+    let bytes = out
+        .get("heads.parquet")
+        .await
+        .with_context(|| format!("cannot read {}", out.child_url("heads.parquet")))?;
+    let top =
+        headscan_coordinator::top_heads::top_heads(bytes, feature).with_context(|| results.to_string())?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(top.table(k).as_bytes())?;
     Ok(())
 }

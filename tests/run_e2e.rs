@@ -73,6 +73,43 @@ fn f64_column(path: &Path, name: &str) -> Vec<f64> {
     out
 }
 
+/// Every value of a column of `path`, cast to `to`.
+fn column_as(path: &Path, name: &str, to: &arrow::datatypes::DataType) -> arrow::array::ArrayRef {
+    let file = std::fs::File::open(path).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let parts: Vec<arrow::array::ArrayRef> = reader
+        .map(|b| arrow::compute::cast(b.unwrap().column_by_name(name).unwrap(), to).unwrap())
+        .collect();
+    let parts: Vec<&dyn arrow::array::Array> = parts.iter().map(|a| a.as_ref()).collect();
+    arrow::compute::concat(&parts).unwrap()
+}
+
+fn string_column(path: &Path, name: &str) -> Vec<String> {
+    use arrow::array::AsArray;
+    let col = column_as(path, name, &arrow::datatypes::DataType::Utf8);
+    col.as_string::<i32>()
+        .iter()
+        .map(|v| v.unwrap().to_string())
+        .collect()
+}
+
+fn bool_column(path: &Path, name: &str) -> Vec<bool> {
+    use arrow::array::AsArray;
+    let col = column_as(path, name, &arrow::datatypes::DataType::Boolean);
+    col.as_boolean().iter().map(|v| v.unwrap()).collect()
+}
+
+fn u64_column(path: &Path, name: &str) -> Vec<u64> {
+    use arrow::array::AsArray;
+    let col = column_as(path, name, &arrow::datatypes::DataType::UInt64);
+    col.as_primitive::<arrow::datatypes::UInt64Type>()
+        .values()
+        .to_vec()
+}
+
 fn summary(out: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap()
 }
@@ -151,6 +188,62 @@ fn demo_run_writes_every_output() {
     assert_eq!(summary["selection"]["selected"], 12);
     assert!(summary["background_rates"]["contact"].as_f64().unwrap() > 0.0);
     assert!(summary.get("blosum62_pearson_r").is_some());
+    // The model digest covers every model file, not config.json alone.
+    let digest = summary["model_digest"].as_str().unwrap();
+    assert!(digest.starts_with("sha256:") && digest.len() == 71, "{digest}");
+    assert_ne!(summary["model_digest"], summary["model_config_digest"]);
+    // `results top` ranks the included contact heads of heads.parquet.
+    let top = common::headscan(&[
+        "results",
+        "top",
+        "--results",
+        out.to_str().unwrap(),
+        "--feature",
+        "contact",
+        "--top",
+        "3",
+    ]);
+    assert!(top.status.success(), "{}", String::from_utf8_lossy(&top.stderr));
+    let text = String::from_utf8(top.stdout).unwrap();
+    let feature = string_column(&table, "feature");
+    let excluded = bool_column(&table, "excluded");
+    let proportion = f64_column(&table, "proportion");
+    let (layer, head) = (u64_column(&table, "layer"), u64_column(&table, "head"));
+    // Best proportion; ties go to the lowest layer, then head.
+    let best = (0..feature.len())
+        .filter(|&i| feature[i] == "contact" && !excluded[i])
+        .max_by(|&a, &b| {
+            proportion[a]
+                .total_cmp(&proportion[b])
+                .then((layer[b], head[b]).cmp(&(layer[a], head[a])))
+        })
+        .unwrap();
+    let first_row = text.lines().nth(2).unwrap();
+    assert!(
+        first_row
+            .trim_start()
+            .starts_with(&format!("{}-{} ", layer[best], head[best])),
+        "{text}"
+    );
+    assert!(
+        first_row.contains(&format!("{:.2}%", 100.0 * proportion[best])),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().skip(2).filter(|l| l.contains('%')).count(),
+        3,
+        "{text}"
+    );
+    let missing = common::headscan(&[
+        "results",
+        "top",
+        "--results",
+        out.to_str().unwrap(),
+        "--feature",
+        "ptm",
+    ]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("feature `ptm`"));
     // The report references only files that exist.
     let html = std::fs::read_to_string(out.join("report/index.html")).unwrap();
     assert!(html.contains("RANDOM model"), "the demo note is shown");

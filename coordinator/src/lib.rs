@@ -12,7 +12,8 @@
 //!   leases, commits), [`scheduler`] (leases, heartbeats, retries, cancel),
 //!   [`reduce`] (prefix fold of committed partials), [`finish`] (statistics,
 //!   tables, report, summary.json), [`server`] (the coordinator process) and
-//!   [`service`] (the tonic `Jobs` and `Work` servers).
+//!   [`service`] (the tonic `Jobs` and `Work` servers);
+//! - [`top_heads`]: a finished job's best heads for one feature, as a table.
 //!
 //! It must not run models or touch attention tensors (that is
 //! `headscan-worker`), and it defines no wire or table formats of its own:
@@ -43,3 +44,4 @@ pub mod server;
 pub mod service;
 pub mod state;
 pub mod stats;
+pub mod top_heads;
