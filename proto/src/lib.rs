@@ -8,6 +8,8 @@
 //! - [`features`]: the meaning of the features of DESIGN §1 (amino-acid
 //!   alphabet, DSSP → ss4 classes, the contact rule);
 //! - [`manifest`]: the dataset `manifest.json`;
+//! - [`probe_metrics`]: F1 and precision at L/k of the diagnostic probes,
+//!   from counts that add up over shards;
 //! - [`store`]: object-store URLs (`file://`, plain paths, `s3://`, …);
 //! - [`ids`]: job and task ids, checked before they become store keys;
 //! - [`shard`]: decoding a canonical Parquet shard into records;
@@ -27,6 +29,7 @@ pub mod counts;
 pub mod features;
 pub mod ids;
 pub mod manifest;
+pub mod probe_metrics;
 pub mod record;
 pub mod shard;
 pub mod store;
