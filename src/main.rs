@@ -11,8 +11,10 @@ use headscan_proto::features::ContactRule;
 
 mod client;
 mod coordinator;
+mod engine;
 mod jobs;
 mod metrics;
+mod report;
 mod run;
 mod submit;
 mod worker;
@@ -48,11 +50,19 @@ enum Command {
     Status(jobs::StatusArgs),
     /// Cancel a job; its workers stop within a heartbeat.
     Cancel(jobs::CancelArgs),
+    /// Rebuild a finished job's report (index.html, head.html, figures) from its tables.
+    Report(report::ReportArgs),
     /// Finished jobs and their outputs.
     Results {
         #[command(subcommand)]
         command: jobs::ResultsCommand,
     },
+    /// Engine-native: write a job's task list to a URL; prints the number of tasks last.
+    Plan(engine::PlanArgs),
+    /// Engine-native: compute shard N of a plan and commit its partial (once).
+    Task(engine::TaskArgs),
+    /// Engine-native: fold a plan's committed partials and write the outputs.
+    Reduce(engine::ReduceArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -254,6 +264,10 @@ async fn main() -> std::process::ExitCode {
         Command::Status(args) => jobs::status(args).await,
         Command::Cancel(args) => jobs::cancel(args).await,
         Command::Results { command } => jobs::results(command).await,
+        Command::Report(args) => report::run(args).await,
+        Command::Plan(args) => engine::plan(args).await,
+        Command::Task(args) => engine::task(args).await,
+        Command::Reduce(args) => engine::reduce(args).await,
         Command::Run(args) => match args.into_config() {
             Ok(cfg) => run::run(cfg, std::io::stderr().is_terminal()).await,
             Err(e) => Err(e),

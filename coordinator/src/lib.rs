@@ -13,6 +13,8 @@
 //!   [`reduce`] (prefix fold of committed partials), [`finish`] (statistics,
 //!   tables, report, summary.json), [`server`] (the coordinator process) and
 //!   [`service`] (the tonic `Jobs` and `Work` servers);
+//! - [`engine`]: engine-native jobs (plan, one task per array index,
+//!   reduce) for Slurm arrays and Kubernetes Indexed Jobs;
 //! - [`top_heads`]: a finished job's best heads for one feature, as a table.
 //!
 //! It must not run models or touch attention tensors (that is
@@ -30,6 +32,7 @@
 
 pub mod config;
 pub mod dataset;
+pub mod engine;
 pub mod finish;
 pub mod ingest;
 pub mod inspect;

@@ -455,55 +455,18 @@ async fn run_task_inner(p: Pending, opts: &PullOptions, models: &ModelCache, dev
         Ok(Err(e)) => return Outcome::Failed(format!("cannot read shard {url}: {e}")),
         Err(e) => return Outcome::Failed(format!("reading shard {url} failed: {e}")),
     };
-    let rule = ContactRule {
-        max_distance: spec.contact_distance as f32,
-        min_separation: spec.contact_min_separation as usize,
-    };
-    let features = match expand(&spec.features, rule) {
-        Ok(f) => f,
-        Err(e) => return Outcome::Failed(e.to_string()),
-    };
-    let analysis = AnalysisSpec {
-        features,
-        threshold: spec.threshold,
-        max_len: spec.max_len as usize,
-        batch_size: (spec.batch_size as usize).max(1),
-        null_samples: spec.null_samples,
-        seed: spec.seed,
-    };
     let model = match models.get(&spec.model, device, &opts.metrics).await {
         Ok(m) => m,
         Err(e) => return Outcome::Failed(e),
     };
-    let (rows, listed, device) = (task.rows as usize, task.row_indices.clone(), device.clone());
-    let m = model.clone();
+    let (m, device) = (model.clone(), device.clone());
     let computed = tokio::task::spawn_blocking(move || {
-        let mut records = headscan_proto::shard::decode_shard(bytes, &url).map_err(|e| e.to_string())?;
-        if listed.is_empty() {
-            records.truncate(rows);
-        } else {
-            if let Some(&r) = listed.iter().find(|&&r| r as usize >= records.len()) {
-                return Err(format!(
-                    "shard {url} holds {} rows but row {r} was selected",
-                    records.len()
-                ));
-            }
-            let mut keep = listed.iter().map(|&r| r as usize).peekable();
-            records = records
-                .into_iter()
-                .enumerate()
-                .filter_map(|(i, r)| keep.next_if_eq(&i).map(|_| r))
-                .collect();
-        }
-        let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
         let progress = |n: usize| {
             held.sequences.fetch_add(n as u64, Ordering::SeqCst);
         };
-        process_records_until(&m.model, &records, &analysis, &device, progress, || {
+        process_task(&task, bytes, &m.model, &device, progress, || {
             held.abandon.load(Ordering::SeqCst)
         })
-        .map(|c| c.map(|c| (c, ids)))
-        .map_err(|e| format!("shard {url}: {e}"))
     })
     .await;
     match computed {
@@ -512,6 +475,59 @@ async fn run_task_inner(p: Pending, opts: &PullOptions, models: &ModelCache, dev
         Ok(Err(e)) => Outcome::Failed(e),
         Err(e) => Outcome::Failed(format!("task panicked: {e}")),
     }
+}
+
+/// Computes one task on a loaded model: decodes the shard `bytes`, keeps
+/// the task's rows and accumulates their partial counts; `None` when
+/// `abandon` turned true. The one computation of a shard, shared by the pull
+/// loop and engine-native `headscan task`. Blocking.
+pub fn process_task(
+    task: &Task,
+    bytes: bytes::Bytes,
+    model: &LoadedModel,
+    device: &Device,
+    progress: impl FnMut(usize),
+    abandon: impl Fn() -> bool,
+) -> Result<Option<(PartialCounts, Vec<String>)>, String> {
+    let Some(spec) = task.spec.as_ref() else {
+        return Err("the task carries no job spec".into());
+    };
+    let url = format!("{}/{}", spec.dataset.trim_end_matches('/'), task.shard_path);
+    let rule = ContactRule {
+        max_distance: spec.contact_distance as f32,
+        min_separation: spec.contact_min_separation as usize,
+    };
+    let features = expand(&spec.features, rule).map_err(|e| e.to_string())?;
+    let analysis = AnalysisSpec {
+        features,
+        threshold: spec.threshold,
+        max_len: spec.max_len as usize,
+        batch_size: (spec.batch_size as usize).max(1),
+        null_samples: spec.null_samples,
+        seed: spec.seed,
+    };
+    let (rows, listed) = (task.rows as usize, &task.row_indices);
+    let mut records = headscan_proto::shard::decode_shard(bytes, &url).map_err(|e| e.to_string())?;
+    if listed.is_empty() {
+        records.truncate(rows);
+    } else {
+        if let Some(&r) = listed.iter().find(|&&r| r as usize >= records.len()) {
+            return Err(format!(
+                "shard {url} holds {} rows but row {r} was selected",
+                records.len()
+            ));
+        }
+        let mut keep = listed.iter().map(|&r| r as usize).peekable();
+        records = records
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, r)| keep.next_if_eq(&i).map(|_| r))
+            .collect();
+    }
+    let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+    process_records_until(model, &records, &analysis, device, progress, abandon)
+        .map(|c| c.map(|c| (c, ids)))
+        .map_err(|e| format!("shard {url}: {e}"))
 }
 
 /// Sends the outcome until the coordinator answers.
