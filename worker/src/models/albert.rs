@@ -202,6 +202,7 @@ impl AttentionModel for AlbertModel {
             .forward(&input.input_ids, input.token_type_ids.as_ref())?;
         let mut x = self.mapping_in.forward(&embedded)?;
         let mut attentions = Vec::with_capacity(self.n_layers());
+        let mut layer_hidden = Vec::new();
         for l in 0..self.num_hidden_layers {
             // transformers: group_idx = int(l / (num_hidden_layers / num_hidden_groups)).
             let group = &self.groups[l * self.groups.len() / self.num_hidden_layers];
@@ -209,11 +210,15 @@ impl AttentionModel for AlbertModel {
                 let (next, probs) = layer.forward(&x, &mask, self.heads, self.activation)?;
                 attentions.push(probs);
                 x = next;
+                if want_hidden {
+                    layer_hidden.push(x.clone());
+                }
             }
         }
         Ok(ModelOutput {
             attentions,
             hidden: want_hidden.then_some(x),
+            layer_hidden,
         })
     }
 

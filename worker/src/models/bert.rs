@@ -302,14 +302,19 @@ impl AttentionModel for BertModel {
             .embeddings
             .forward(&input.input_ids, input.token_type_ids.as_ref())?;
         let mut attentions = Vec::with_capacity(self.layers.len());
+        let mut layer_hidden = Vec::new();
         for layer in &self.layers {
             let (next, probs) = layer.forward(&x, &mask, self.heads, self.activation)?;
             attentions.push(probs);
             x = next;
+            if want_hidden {
+                layer_hidden.push(x.clone());
+            }
         }
         Ok(ModelOutput {
             attentions,
             hidden: want_hidden.then_some(x),
+            layer_hidden,
         })
     }
 

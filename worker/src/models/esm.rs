@@ -372,6 +372,7 @@ impl AttentionModel for EsmModel {
         let mut x = self.embed(&ids, &mask, &input_ids, &mask_f)?;
         let key_mask = additive_key_mask(&attention_mask)?;
         let mut attentions = Vec::with_capacity(self.layers.len());
+        let mut layer_hidden = Vec::new();
         let last = self.layers.len().saturating_sub(1);
         for (i, layer) in self.layers.iter().enumerate() {
             let attention_only = i == last && !want_hidden;
@@ -379,14 +380,23 @@ impl AttentionModel for EsmModel {
             attentions.push(probs);
             if let Some(next) = next {
                 x = next;
+                if want_hidden && i < last {
+                    layer_hidden.push(x.clone());
+                }
             }
         }
         let hidden = if want_hidden {
-            Some(self.emb_ln_after.forward(&x)?)
+            let h = self.emb_ln_after.forward(&x)?;
+            layer_hidden.push(h.clone());
+            Some(h)
         } else {
             None
         };
-        Ok(ModelOutput { attentions, hidden })
+        Ok(ModelOutput {
+            attentions,
+            hidden,
+            layer_hidden,
+        })
     }
 
     fn n_layers(&self) -> usize {

@@ -33,11 +33,17 @@ pub struct ModelOutput {
     pub attentions: Vec<Tensor>,
     /// Final hidden states `f32 [batch, T, hidden]` when asked for.
     pub hidden: Option<Tensor>,
+    /// When hidden states are asked for: each layer's output `f32 [batch, T,
+    /// hidden]`, one per attention tensor (transformers' `hidden_states[l + 1]`;
+    /// the last equals [`ModelOutput::hidden`], final layer norm included);
+    /// empty otherwise.
+    pub layer_hidden: Vec<Tensor>,
 }
 
 /// A protein language model whose attention headscan analyses.
 pub trait AttentionModel: Send + Sync {
-    /// Runs the encoder; attention probabilities for every layer and head.
+    /// Runs the encoder; attention probabilities for every layer and head, and
+    /// with `want_hidden` the final and per-layer hidden states.
     fn forward(&self, input: &ModelInput, want_hidden: bool) -> candle_core::Result<ModelOutput>;
     /// Number of layers (attention tensors returned).
     fn n_layers(&self) -> usize;

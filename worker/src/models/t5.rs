@@ -323,18 +323,29 @@ impl AttentionModel for T5EncoderModel {
         let bias = self.position_bias(t)?.broadcast_add(&mask)?;
         let mut h = self.embed.forward(&ids)?;
         let mut attentions = Vec::with_capacity(self.blocks.len());
-        for block in &self.blocks {
+        let mut layer_hidden = Vec::new();
+        let last = self.blocks.len().saturating_sub(1);
+        for (i, block) in self.blocks.iter().enumerate() {
             let (attn_out, prob) = block.attn.forward(&block.attn_norm.forward(&h)?, &bias)?;
             h = (h + attn_out)?;
             h = (&h + block.ff.forward(&block.ff_norm.forward(&h)?)?)?;
             attentions.push(prob);
+            if want_hidden && i < last {
+                layer_hidden.push(h.clone());
+            }
         }
         let hidden = if want_hidden {
-            Some(self.final_layer_norm.forward(&h)?)
+            let out = self.final_layer_norm.forward(&h)?;
+            layer_hidden.push(out.clone());
+            Some(out)
         } else {
             None
         };
-        Ok(ModelOutput { attentions, hidden })
+        Ok(ModelOutput {
+            attentions,
+            hidden,
+            layer_hidden,
+        })
     }
 
     fn n_layers(&self) -> usize {

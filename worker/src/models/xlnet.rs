@@ -382,14 +382,19 @@ impl AttentionModel for XLNetModel {
             None => None,
         };
         let mut attentions = Vec::with_capacity(self.layers.len());
+        let mut layer_hidden = Vec::new();
         for layer in &self.layers {
             let (out, prob) = layer.rel_attn.forward(&h, &pos_emb, seg.as_ref(), &mask)?;
             h = layer.ff.forward(&out)?;
             attentions.push(prob);
+            if want_hidden {
+                layer_hidden.push(h.clone());
+            }
         }
         Ok(ModelOutput {
             attentions,
             hidden: if want_hidden { Some(h) } else { None },
+            layer_hidden,
         })
     }
 
