@@ -1,7 +1,9 @@
 //! `index.html`: title, the context notes (prominently), run facts, a summary
-//! table per feature, then every figure as an `<img>` of its SVG with links to
-//! the SVG and PNG files. Self-contained: inline CSS, no scripts, no external
-//! resources, every text escaped.
+//! table per feature (background rate, top heads linking to their pages,
+//! centre of gravity, BLOSUM62 r), the interactive explorer, then the static
+//! figures of the chosen features as `<img>` of their SVG with links to the SVG
+//! and PNG files. Only local resources (report.css, data.js, report.js), every
+//! text escaped.
 
 use std::fmt::Write as _;
 
@@ -26,22 +28,23 @@ pub(crate) const FEATURE_FIGURES: [(&str, &str); 3] = [
 /// File stem of the amino-acid similarity figure.
 pub(crate) const AA_FIGURE: &str = "aa_similarity";
 
-/// Inline style sheet.
-const STYLE: &str = "body{font-family:Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}\
-h1{font-size:1.6em;margin-bottom:.3em}h2{margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:.2em}\
-.notes{background:#fff4ce;border:2px solid #e6a700;border-radius:6px;padding:.6em 1.2em;margin:1em 0;font-size:1.05em}\
-.notes ul{margin:.3em 0;padding-left:1.2em}.meta{color:#555}\
-table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:.3em .7em;text-align:right}\
-th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}\
-figure{margin:1.5em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}\
-figcaption{color:#555;font-size:.9em;margin-top:.3em}footer{margin-top:3em;color:#888;font-size:.85em}";
-
 /// One feature's section: its view and the stem of its figure files.
 pub(crate) struct FeatureSection<'v, 'a> {
     /// The feature.
     pub view: &'v FeatureView<'a>,
     /// Safe file stem (e.g. `ss4-helix`).
     pub stem: String,
+    /// Whether its static figures were written.
+    pub figures: bool,
+}
+
+/// The report's title: the context's, or "headscan report".
+pub(crate) fn title(context: &ReportContext) -> String {
+    if context.title.trim().is_empty() {
+        "headscan report".to_string()
+    } else {
+        context.title.clone()
+    }
 }
 
 /// The name of a figure file, e.g. `heatmap_ss4-helix.svg`.
@@ -60,17 +63,13 @@ pub(crate) fn index(
     sections: &[FeatureSection<'_, '_>],
     with_aa: bool,
 ) -> String {
-    let title = if context.title.trim().is_empty() {
-        "headscan report".to_string()
-    } else {
-        context.title.clone()
-    };
+    let title = title(context);
     let mut h = String::new();
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>\n",
+         <title>{}</title>\n<link rel=\"stylesheet\" href=\"report.css\">\n</head>\n<body>\n<h1>{}</h1>\n",
         escape(&title),
         escape(&title)
     );
@@ -101,25 +100,32 @@ pub(crate) fn index(
     } else {
         h.push_str(
             "<table>\n<thead><tr><th>Feature</th><th>Background rate</th><th>Heads included</th>\
-             <th>Significant heads</th><th>Centre of gravity (0-based layer)</th><th>Top head</th></tr></thead>\n<tbody>\n",
+             <th>Significant heads</th><th>Centre of gravity (0-based layer)</th><th>Top heads</th></tr></thead>\n<tbody>\n",
         );
-        for s in sections {
+        for (k, s) in sections.iter().enumerate() {
             let v = s.view;
-            let top = v
-                .top_heads
-                .first()
-                .map(|t| format!("{} ({})", head_label(t.layer, t.head), percent(t.proportion)))
-                .unwrap_or_else(|| "–".to_string());
+            let mut top = String::new();
+            for t in v.top_heads.iter().take(3) {
+                let label = head_label(t.layer, t.head);
+                let _ = write!(
+                    top,
+                    "{}<a href=\"head.html#{label}\">{label}</a> ({})",
+                    if top.is_empty() { "" } else { ", " },
+                    escape(&percent(t.proportion))
+                );
+            }
+            if top.is_empty() {
+                top.push('–');
+            }
             let _ = writeln!(
                 h,
-                "<tr><td><a href=\"#{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&section_id(&s.stem)),
+                "<tr><td><a href=\"#feature={k}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(&v.name),
                 escape(&percent(v.background_rate)),
                 v.heads_included,
                 v.heads_significant,
                 escape(&fixed(v.center_of_gravity, 2)),
-                escape(&top)
+                top
             );
         }
         h.push_str("</tbody>\n</table>\n");
@@ -141,10 +147,18 @@ pub(crate) fn index(
         );
     }
 
-    for s in sections {
+    h.push_str(super::explorer::EXPLORER);
+    if sections.iter().any(|s| s.figures) {
+        h.push_str(
+            "<h2 id=\"figures\">Figures</h2>\n<p class=\"meta\">Static PNG and SVG figures for the \
+             features with the most significant heads; any other feature's heatmap can be exported \
+             as SVG from the explorer.</p>\n",
+        );
+    }
+    for s in sections.iter().filter(|s| s.figures) {
         let _ = writeln!(
             h,
-            "<h2 id=\"{}\">{}</h2>",
+            "<h3 id=\"{}\">{}</h3>",
             escape(&section_id(&s.stem)),
             escape(&s.view.name)
         );
@@ -174,7 +188,7 @@ pub(crate) fn index(
     let _ = write!(
         h,
         "<footer>Generated by headscan {} — a reproduction of Vig et al., “BERTology Meets Biology” (ICLR 2021).</footer>\n\
-         </body>\n</html>\n",
+         <script src=\"data.js\"></script>\n<script src=\"report.js\"></script>\n</body>\n</html>\n",
         escape(env!("CARGO_PKG_VERSION"))
     );
     h

@@ -1,7 +1,12 @@
-//! The HTML report of a job: `report/index.html` with PNG and SVG figures
-//! beside it (DESIGN §4).
+//! The HTML report of a job (DESIGN §4): `report/index.html` (overview and
+//! an interactive explorer: per-feature heatmap with hover and keyboard
+//! navigation, layer profile), `head.html` (one head across every feature),
+//! `data.js` (the numbers), `report.js` and `report.css`, all local so the
+//! report opens from `file://` with no network. Static PNG and SVG figures
+//! for papers are written for the [`FIGURE_FEATURES`] most striking features
+//! (any heatmap can also be exported as SVG from the page).
 //!
-//! Per feature: `heatmap_<stem>` (percent proportion per head, layers as rows
+//! Figures per feature: `heatmap_<stem>` (percent proportion per head, layers as rows
 //! with layer 1 on top, excluded heads hatched, layer-max bars beside it, as
 //! provis Figure 2/3), `top_heads_<stem>` (top heads with CI error bars and the
 //! background rate) and `layers_<stem>` (mean proportion per layer with the
@@ -16,9 +21,19 @@ use std::path::{Path, PathBuf};
 
 use crate::stats::AnalysisResults;
 
+pub use load::load_results;
+
+/// Features that get static PNG + SVG figures (ranked by significant heads,
+/// then by their top head's enrichment over the background rate).
+pub const FIGURE_FEATURES: usize = 6;
+
+mod explorer;
+#[cfg(test)]
+mod explorer_tests;
 mod figures;
 mod font;
 mod html;
+mod load;
 mod png;
 mod scene;
 mod svg;
@@ -49,6 +64,14 @@ pub enum ReportError {
         /// Underlying error.
         source: std::io::Error,
     },
+    /// A results file could not be read or decoded.
+    #[error("{file}: {reason}")]
+    Input {
+        /// File (URL).
+        file: String,
+        /// Problem, naming the field or column.
+        reason: String,
+    },
 }
 
 /// Writes `index.html` and its figures into `dir`; returns the files written.
@@ -60,27 +83,70 @@ pub fn write_report(
     std::fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
     let views = figures::feature_views(results);
     let stems = unique_stems(views.iter().map(|v| v.name.as_str()));
+    let chosen = figure_features(&views);
     let mut written = Vec::new();
     let mut sections = Vec::new();
-    for (view, stem) in views.iter().zip(stems) {
-        let scenes = [
-            figures::heatmap(view, context),
-            figures::top_heads(view),
-            figures::layer_profile(view),
-        ];
-        for ((kind, _), scene) in html::FEATURE_FIGURES.iter().zip(&scenes) {
-            write_figure(dir, kind, &stem, scene, &mut written)?;
+    for ((view, stem), with_figures) in views.iter().zip(&stems).zip(&chosen) {
+        if *with_figures {
+            let scenes = [
+                figures::heatmap(view, context),
+                figures::top_heads(view),
+                figures::layer_profile(view),
+            ];
+            for ((kind, _), scene) in html::FEATURE_FIGURES.iter().zip(&scenes) {
+                write_figure(dir, kind, stem, scene, &mut written)?;
+            }
         }
-        sections.push(html::FeatureSection { view, stem });
+        sections.push(html::FeatureSection {
+            view,
+            stem: stem.clone(),
+            figures: *with_figures,
+        });
     }
     let aa = figures::aa_similarity(results);
     if let Some(scene) = &aa {
         write_figure(dir, html::AA_FIGURE, "", scene, &mut written)?;
     }
+    let title = html::title(context);
+    let view_refs: Vec<_> = views.iter().collect();
+    let data = explorer::data_js(results, &title, &view_refs, &stems, &chosen);
+    write_file(&dir.join("data.js"), data.as_bytes(), &mut written)?;
+    write_file(&dir.join("report.js"), explorer::SCRIPT.as_bytes(), &mut written)?;
+    write_file(&dir.join("report.css"), explorer::STYLE.as_bytes(), &mut written)?;
+    write_file(
+        &dir.join("head.html"),
+        explorer::head_page(&title).as_bytes(),
+        &mut written,
+    )?;
     let index = html::index(results, context, &sections, aa.is_some());
     write_file(&dir.join("index.html"), index.as_bytes(), &mut written)?;
     written.sort();
     Ok(written)
+}
+
+/// Which features get static figures: the [`FIGURE_FEATURES`] best by
+/// significant heads, then top-head enrichment (proportion / background),
+/// ties in feature order.
+fn figure_features(views: &[figures::FeatureView<'_>]) -> Vec<bool> {
+    let score = |v: &figures::FeatureView<'_>| {
+        let top = v.top_heads.first().map(|t| t.proportion).unwrap_or(f64::NAN);
+        let e = top / v.background_rate;
+        (
+            v.heads_significant,
+            if e.is_finite() { e } else { f64::NEG_INFINITY },
+        )
+    };
+    let mut order: Vec<usize> = (0..views.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (sa, ea) = score(&views[a]);
+        let (sb, eb) = score(&views[b]);
+        sb.cmp(&sa).then(eb.total_cmp(&ea)).then(a.cmp(&b))
+    });
+    let mut chosen = vec![false; views.len()];
+    for &i in order.iter().take(FIGURE_FEATURES) {
+        chosen[i] = true;
+    }
+    chosen
 }
 
 /// Writes one figure as `<kind>_<stem>.svg` and `.png`.

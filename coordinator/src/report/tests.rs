@@ -289,13 +289,30 @@ fn check_report(dir: &Path, files: &[std::path::PathBuf]) -> Vec<String> {
     assert_eq!(on_disk, listed.iter().cloned().collect::<BTreeSet<_>>());
     let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"));
-    assert!(!html.contains("<script") && !html.contains("http://") && !html.contains("https://"));
-    for r in references(&html) {
-        if let Some(id) = r.strip_prefix('#') {
-            assert!(html.contains(&format!("id=\"{id}\"")), "dangling anchor {r}");
-        } else {
-            assert!(!r.contains('/') && !r.contains(':'), "not a local file: {r}");
-            assert!(dir.join(&r).is_file(), "index.html references missing {r}");
+    for page in ["index.html", "head.html"] {
+        let text = std::fs::read_to_string(dir.join(page)).unwrap();
+        assert!(
+            !text.contains("http://") && !text.contains("https://"),
+            "{page} names a remote resource"
+        );
+        assert_eq!(
+            text.matches("<script").count(),
+            2,
+            "{page}: only data.js and report.js"
+        );
+        for r in references(&text) {
+            if r.starts_with("#feature=") {
+                continue; // handled by report.js
+            } else if let Some(id) = r.strip_prefix('#') {
+                assert!(text.contains(&format!("id=\"{id}\"")), "dangling anchor {r}");
+            } else {
+                let file = r.split('#').next().unwrap();
+                assert!(
+                    !file.contains('/') && !file.contains(':'),
+                    "not a local file: {r}"
+                );
+                assert!(dir.join(file).is_file(), "{page} references missing {r}");
+            }
         }
     }
     for name in &listed {
@@ -305,7 +322,7 @@ fn check_report(dir: &Path, files: &[std::path::PathBuf]) -> Vec<String> {
                 .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)),
             "unsafe file name {name}"
         );
-        if name.ends_with(".svg") {
+        if name.ends_with(".svg") && path.with_extension("png").is_file() {
             let svg = std::fs::read_to_string(&path).unwrap();
             assert_well_formed(&svg);
             assert!(!svg.contains("NaN"), "{name} has non-finite numbers");
@@ -332,6 +349,8 @@ fn writes_every_figure_and_an_index_that_links_only_existing_files() {
     let expected = [
         "aa_similarity.png",
         "aa_similarity.svg",
+        "data.js",
+        "head.html",
         "heatmap_contact.png",
         "heatmap_contact.svg",
         "heatmap_ss4-helix.png",
@@ -341,6 +360,8 @@ fn writes_every_figure_and_an_index_that_links_only_existing_files() {
         "layers_contact.svg",
         "layers_ss4-helix.png",
         "layers_ss4-helix.svg",
+        "report.css",
+        "report.js",
         "top_heads_contact.png",
         "top_heads_contact.svg",
         "top_heads_ss4-helix.png",
@@ -408,7 +429,10 @@ fn degenerate_results_still_give_a_valid_report() {
     };
     let dir = tempfile::tempdir().unwrap();
     let files = write_report(&empty, &ReportContext::default(), dir.path()).unwrap();
-    assert_eq!(check_report(dir.path(), &files), ["index.html"]);
+    assert_eq!(
+        check_report(dir.path(), &files),
+        ["data.js", "head.html", "index.html", "report.css", "report.js"]
+    );
 
     // A feature summary without any heads, zero heads per layer.
     let mut no_heads = empty.clone();

@@ -1,0 +1,273 @@
+// headscan report: heatmaps, layer profiles and head pages drawn from data.js.
+// No dependencies and no network: it works from file://.
+(function () {
+  "use strict";
+  var D = window.HEADSCAN;
+  if (!D) { return; }
+  var SVGNS = "http://www.w3.org/2000/svg";
+  // Viridis (colour-blind safe), 9 stops.
+  var VIRIDIS = [[68,1,84],[71,44,122],[59,81,139],[44,113,142],[33,144,141],[39,173,129],[92,200,99],[170,220,50],[253,231,37]];
+  function viridis(t) {
+    if (!(t >= 0)) { t = 0; }
+    if (t > 1) { t = 1; }
+    var x = t * (VIRIDIS.length - 1), i = Math.min(Math.floor(x), VIRIDIS.length - 2), f = x - i;
+    var a = VIRIDIS[i], b = VIRIDIS[i + 1];
+    return "rgb(" + [0, 1, 2].map(function (k) { return Math.round(a[k] + f * (b[k] - a[k])); }).join(",") + ")";
+  }
+  function el(name, attrs, text) {
+    var e = document.createElement(name);
+    for (var k in attrs) { e.setAttribute(k, attrs[k]); }
+    if (text !== undefined) { e.textContent = text; }
+    return e;
+  }
+  function sv(name, attrs, text) {
+    var e = document.createElementNS(SVGNS, name);
+    for (var k in attrs) { e.setAttribute(k, attrs[k]); }
+    if (text !== undefined) { e.textContent = text; }
+    return e;
+  }
+  function pct(v) { return v === null || v === undefined ? "–" : (100 * v).toFixed(2) + "%"; }
+  function sci(v) { return v === null || v === undefined ? "–" : v.toPrecision(3); }
+  function fix(v, d) { return v === null || v === undefined ? "–" : v.toFixed(d); }
+  function label(l, h) { return (l + 1) + "-" + (h + 1); }
+  function headNumbers(f, i) {
+    return [
+      ["Proportion", pct(f.p[i]), "proportion"],
+      ["Arcs", f.arcs[i] === null ? "–" : String(f.arcs[i]), "arcs"],
+      ["Hits", f.hits[i] === null ? "–" : String(f.hits[i]), "hits"],
+      ["95% CI", pct(f.lo[i]) + " – " + pct(f.hi[i]), "ci"],
+      ["p (Bonferroni)", sci(f.pv[i]), "p_value"],
+      ["Null p", sci(f.np[i]), "null_p_value"],
+      ["Weighted null z", fix(f.wz[i], 2), "null_weighted_z"],
+      ["Enrichment", fix(f.en[i], 2) + "×", "enrichment"],
+      ["Weighted proportion", pct(f.wp[i]), "weighted_proportion"],
+      ["Background rate", pct(f.background), "background"]
+    ];
+  }
+  function numbersTable(f, i) {
+    var t = el("table");
+    headNumbers(f, i).forEach(function (r) {
+      var tr = el("tr");
+      tr.appendChild(el("td", {}, r[0]));
+      tr.appendChild(el("td", { "data-stat": r[2] }, r[1]));
+      t.appendChild(tr);
+    });
+    return t;
+  }
+
+  // ---------- index.html: the explorer ----------
+  function explorer() {
+    var pick = document.getElementById("feature-pick");
+    if (!pick) { return; }
+    D.features.forEach(function (f, k) { pick.appendChild(el("option", { value: String(k) }, f.name)); });
+    var cur = { f: 0, l: 0, h: 0 };
+    var start = location.hash.match(/^#feature=(\d+)$/);
+    if (start && D.features[+start[1]]) { cur.f = +start[1]; pick.value = start[1]; }
+    pick.addEventListener("change", function () { cur.f = +pick.value; draw(); });
+    window.addEventListener("hashchange", function () {
+      var m = location.hash.match(/^#feature=(\d+)$/);
+      if (m && D.features[+m[1]]) {
+        cur.f = +m[1]; pick.value = m[1]; draw();
+        document.getElementById("explorer").scrollIntoView();
+      }
+    });
+    document.getElementById("export-svg").addEventListener("click", function () {
+      var svg = document.querySelector("#heatmap svg");
+      if (!svg) { return; }
+      var blob = new Blob(['<?xml version="1.0" encoding="UTF-8"?>\n' + svg.outerHTML], { type: "image/svg+xml" });
+      var a = el("a", { href: URL.createObjectURL(blob), download: "heatmap_" + D.features[cur.f].stem + ".svg" });
+      document.body.appendChild(a); a.click(); a.remove();
+    });
+    var CELL = 22, LEFT = 48, TOP = 40;
+    var svg, cursor;
+    function details() {
+      var f = D.features[cur.f], i = cur.l * D.n_heads + cur.h, box = document.getElementById("details");
+      box.textContent = "";
+      var h = el("h3", { id: "details-head" }, "Head " + label(cur.l, cur.h) + (f.sig[i] === 1 ? " ★" : ""));
+      box.appendChild(h);
+      box.appendChild(el("p", { "class": "meta" }, f.name + (f.ex[i] === 1 ? " · excluded (too few arcs)" : "")));
+      box.appendChild(numbersTable(f, i));
+      var a = el("a", { href: "head.html#" + label(cur.l, cur.h) }, "Open head " + label(cur.l, cur.h) + " across all features →");
+      box.appendChild(a);
+      cursor.setAttribute("x", LEFT + cur.h * CELL);
+      cursor.setAttribute("y", TOP + cur.l * CELL);
+      cursor.setAttribute("visibility", "visible");
+    }
+    function open() { location.href = "head.html#" + label(cur.l, cur.h); }
+    function draw() {
+      var f = D.features[cur.f], L = D.n_layers, H = D.n_heads, box = document.getElementById("heatmap");
+      var max = 0;
+      f.p.forEach(function (v, i) { if (v !== null && f.ex[i] !== 1 && v > max) { max = v; } });
+      if (max <= 0) { max = 1; }
+      var W = LEFT + H * CELL + 90, Ht = TOP + L * CELL + 30;
+      box.textContent = "";
+      svg = sv("svg", { xmlns: SVGNS, width: W, height: Ht, viewBox: "0 0 " + W + " " + Ht, tabindex: "0", role: "grid",
+        "aria-label": "Heatmap of " + f.name + ": layers as rows, heads as columns. Arrow keys move, Enter opens the head.",
+        "font-family": "Helvetica,Arial,sans-serif", "font-size": "11" });
+      var defs = sv("defs");
+      var pat = sv("pattern", { id: "hatch", width: "6", height: "6", patternUnits: "userSpaceOnUse", patternTransform: "rotate(45)" });
+      pat.appendChild(sv("rect", { width: "6", height: "6", fill: "#ddd" }));
+      pat.appendChild(sv("line", { x1: "0", y1: "0", x2: "0", y2: "6", stroke: "#888", "stroke-width": "2" }));
+      defs.appendChild(pat); svg.appendChild(defs);
+      svg.appendChild(sv("rect", { width: W, height: Ht, fill: "#fff" }));
+      svg.appendChild(sv("text", { x: LEFT, y: 14, "font-size": "13", "font-weight": "bold" }, f.name + " — proportion per head"));
+      svg.appendChild(sv("text", { x: LEFT + H * CELL / 2, y: TOP - 6, "text-anchor": "middle" }, "Head"));
+      for (var h = 0; h < H; h++) {
+        if (H <= 20 || h % 2 === 0) { svg.appendChild(sv("text", { x: LEFT + h * CELL + CELL / 2, y: TOP + L * CELL + 14, "text-anchor": "middle" }, String(h + 1))); }
+      }
+      for (var l = 0; l < L; l++) {
+        svg.appendChild(sv("text", { x: LEFT - 6, y: TOP + l * CELL + CELL / 2 + 4, "text-anchor": "end" }, String(l + 1)));
+        for (h = 0; h < H; h++) {
+          var i = l * H + h, v = f.p[i];
+          var fill = f.ex[i] === 1 ? "url(#hatch)" : (v === null ? "#eee" : viridis(v / max));
+          var r = sv("rect", { "class": "cell", x: LEFT + h * CELL, y: TOP + l * CELL, width: CELL - 1, height: CELL - 1, fill: fill,
+            "data-layer": String(l), "data-head": String(h), role: "gridcell", "aria-label": "Head " + label(l, h) + ": " + pct(v) });
+          svg.appendChild(r);
+          if (f.sig[i] === 1) {
+            svg.appendChild(sv("text", { x: LEFT + h * CELL + CELL / 2, y: TOP + l * CELL + CELL / 2 + 4, "text-anchor": "middle",
+              fill: v !== null && v / max > 0.6 ? "#000" : "#fff", "pointer-events": "none" }, "★"));
+          }
+        }
+      }
+      svg.appendChild(sv("text", { x: 12, y: TOP + L * CELL / 2, transform: "rotate(-90 12 " + (TOP + L * CELL / 2) + ")", "text-anchor": "middle" }, "Layer"));
+      // Legend.
+      var lx = LEFT + H * CELL + 20;
+      for (var s = 0; s < 50; s++) {
+        svg.appendChild(sv("rect", { x: lx, y: TOP + (49 - s) * (L * CELL / 50), width: 14, height: L * CELL / 50 + 0.5, fill: viridis(s / 49) }));
+      }
+      svg.appendChild(sv("text", { x: lx + 18, y: TOP + 8 }, pct(max)));
+      svg.appendChild(sv("text", { x: lx + 18, y: TOP + L * CELL }, "0%"));
+      cursor = sv("rect", { x: LEFT, y: TOP, width: CELL - 1, height: CELL - 1, fill: "none", stroke: "#e66100", "stroke-width": "3", visibility: "hidden", "pointer-events": "none" });
+      svg.appendChild(cursor);
+      svg.addEventListener("mouseover", function (e) {
+        var t = e.target;
+        if (t.getAttribute && t.getAttribute("data-layer") !== null) { cur.l = +t.getAttribute("data-layer"); cur.h = +t.getAttribute("data-head"); details(); }
+      });
+      svg.addEventListener("click", function (e) {
+        var t = e.target;
+        if (t.getAttribute && t.getAttribute("data-layer") !== null) { cur.l = +t.getAttribute("data-layer"); cur.h = +t.getAttribute("data-head"); open(); }
+      });
+      svg.addEventListener("focus", details);
+      svg.addEventListener("keydown", function (e) {
+        var moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+        if (moves[e.key]) {
+          cur.l = Math.max(0, Math.min(L - 1, cur.l + moves[e.key][0]));
+          cur.h = Math.max(0, Math.min(H - 1, cur.h + moves[e.key][1]));
+          details(); e.preventDefault();
+        } else if (e.key === "Enter" || e.key === " ") { open(); e.preventDefault(); }
+      });
+      box.appendChild(svg);
+      var links = document.getElementById("figure-links");
+      links.textContent = "";
+      if (f.figures) {
+        ["heatmap", "top_heads", "layers"].forEach(function (k) {
+          links.appendChild(document.createTextNode(" "));
+          links.appendChild(el("a", { href: k + "_" + f.stem + ".png" }, k + " PNG"));
+          links.appendChild(document.createTextNode(" "));
+          links.appendChild(el("a", { href: k + "_" + f.stem + ".svg" }, "SVG"));
+        });
+      }
+      details();
+      cursor.setAttribute("visibility", "hidden");
+      profile(f);
+    }
+    draw();
+  }
+
+  // The layer profile: mean proportion per layer, background rate, centre of gravity.
+  function profile(f) {
+    var box = document.getElementById("profile");
+    if (!box) { return; }
+    var L = f.layer_mean.length, BW = Math.max(8, Math.min(28, Math.floor(760 / Math.max(L, 1)))), LEFT = 56, TOP = 20, PH = 160;
+    var max = f.background || 0;
+    f.layer_mean.forEach(function (v) { if (v !== null && v > max) { max = v; } });
+    if (max <= 0) { max = 1; }
+    var W = LEFT + L * BW + 20, Ht = TOP + PH + 40;
+    var svg = sv("svg", { xmlns: SVGNS, width: W, height: Ht, viewBox: "0 0 " + W + " " + Ht, role: "img", "font-family": "Helvetica,Arial,sans-serif", "font-size": "11",
+      "aria-label": "Mean proportion per layer for " + f.name + "; centre of gravity " + fix(f.cog === null ? null : f.cog + 1, 2) });
+    svg.appendChild(sv("rect", { width: W, height: Ht, fill: "#fff" }));
+    f.layer_mean.forEach(function (v, l) {
+      if (v === null) { return; }
+      var h = PH * v / max;
+      var r = sv("rect", { x: LEFT + l * BW, y: TOP + PH - h, width: BW - 2, height: h, fill: "#3b528b" });
+      r.appendChild(sv("title", {}, "Layer " + (l + 1) + ": " + pct(v)));
+      svg.appendChild(r);
+      if (L <= 40 || l % 2 === 0) { svg.appendChild(sv("text", { x: LEFT + l * BW + BW / 2 - 1, y: TOP + PH + 14, "text-anchor": "middle" }, String(l + 1))); }
+    });
+    svg.appendChild(sv("line", { x1: LEFT, x2: LEFT, y1: TOP, y2: TOP + PH, stroke: "#444" }));
+    svg.appendChild(sv("text", { x: LEFT - 6, y: TOP + 8, "text-anchor": "end" }, pct(max)));
+    svg.appendChild(sv("text", { x: LEFT - 6, y: TOP + PH, "text-anchor": "end" }, "0%"));
+    if (f.background !== null) {
+      var by = TOP + PH - PH * f.background / max;
+      svg.appendChild(sv("line", { x1: LEFT, x2: LEFT + L * BW, y1: by, y2: by, stroke: "#e66100", "stroke-dasharray": "5,3", "stroke-width": "1.5" }));
+      svg.appendChild(sv("text", { x: LEFT + L * BW, y: by - 4, "text-anchor": "end", fill: "#b34d00" }, "background " + pct(f.background)));
+    }
+    if (f.cog !== null) {
+      var cx = LEFT + f.cog * BW + BW / 2 - 1;
+      svg.appendChild(sv("line", { x1: cx, x2: cx, y1: TOP - 6, y2: TOP + PH, stroke: "#000", "stroke-width": "2" }));
+      svg.appendChild(sv("text", { x: cx + 4, y: TOP + 4 }, "centre of gravity " + fix(f.cog + 1, 2)));
+    }
+    svg.appendChild(sv("text", { x: LEFT + L * BW / 2, y: TOP + PH + 32, "text-anchor": "middle" }, "Layer (1-based)"));
+    box.textContent = "";
+    box.appendChild(svg);
+  }
+
+  // ---------- head.html: one head across every feature ----------
+  function headPage() {
+    var box = document.getElementById("head-profile");
+    if (!box) { return; }
+    var pick = document.getElementById("head-pick");
+    for (var l = 0; l < D.n_layers; l++) {
+      for (var h = 0; h < D.n_heads; h++) { pick.appendChild(el("option", { value: label(l, h) }, label(l, h))); }
+    }
+    pick.addEventListener("change", function () { location.hash = pick.value; });
+    function show() {
+      var m = location.hash.match(/^#(\d+)-(\d+)$/), l = 0, h = 0;
+      if (m && +m[1] >= 1 && +m[1] <= D.n_layers && +m[2] >= 1 && +m[2] <= D.n_heads) { l = +m[1] - 1; h = +m[2] - 1; }
+      pick.value = label(l, h);
+      var i = l * D.n_heads + h;
+      document.getElementById("head-title").textContent = "Head " + label(l, h);
+      document.title = "Head " + label(l, h) + " · " + D.title;
+      var max = 0;
+      D.features.forEach(function (f) {
+        [f.p[i], f.hi[i], f.background].forEach(function (v) { if (v !== null && v > max) { max = v; } });
+      });
+      if (max <= 0) { max = 1; }
+      var t = el("table", { id: "head-table" });
+      var head = el("tr");
+      ["Feature", "Proportion vs background", "Proportion", "95% CI", "p", "Null p", "Weighted null z", "Rank"].forEach(function (c) { head.appendChild(el("th", {}, c)); });
+      t.appendChild(head);
+      D.features.forEach(function (f, k) {
+        var tr = el("tr", { "class": "hrow" + (f.ex[i] === 1 ? " excluded" : ""), "data-feature": f.name });
+        var name = el("td");
+        name.appendChild(el("a", { href: "index.html#feature=" + k }, f.name + (f.sig[i] === 1 ? " ★" : "")));
+        tr.appendChild(name);
+        var bar = el("span", { "class": "bar", role: "img", "aria-label": pct(f.p[i]) + " vs background " + pct(f.background) });
+        var fill = el("span", { "class": "fill" });
+        fill.style.width = (f.p[i] === null ? 0 : 100 * f.p[i] / max) + "%";
+        bar.appendChild(fill);
+        if (f.background !== null) { var bg = el("span", { "class": "bg" }); bg.style.left = (100 * f.background / max) + "%"; bar.appendChild(bg); }
+        var bc = el("td"); bc.appendChild(bar); tr.appendChild(bc);
+        tr.appendChild(el("td", { "data-stat": "proportion" }, pct(f.p[i])));
+        tr.appendChild(el("td", { "data-stat": "ci" }, pct(f.lo[i]) + " – " + pct(f.hi[i])));
+        tr.appendChild(el("td", { "data-stat": "p_value" }, sci(f.pv[i])));
+        tr.appendChild(el("td", { "data-stat": "null_p_value" }, sci(f.np[i])));
+        tr.appendChild(el("td", { "data-stat": "null_weighted_z" }, fix(f.wz[i], 2)));
+        var rank = 1, mine = f.p[i];
+        if (mine === null || f.ex[i] === 1) { rank = "–"; } else {
+          f.p.forEach(function (v, j) { if (j !== i && v !== null && f.ex[j] !== 1 && v > mine) { rank++; } });
+          rank = rank + " of " + f.included;
+        }
+        tr.appendChild(el("td", {}, String(rank)));
+        t.appendChild(tr);
+      });
+      box.textContent = "";
+      box.appendChild(t);
+    }
+    window.addEventListener("hashchange", show);
+    show();
+  }
+
+  explorer();
+  headPage();
+})();

@@ -1,0 +1,174 @@
+//! `headscan report --results URL --out DIR`: rebuilding a finished job's
+//! report from its tables gives the same bytes the job wrote, its data.js
+//! carries heads.parquet's numbers, and a missing table is named.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use arrow::array::{Array, Float64Array, StringArray, UInt32Array, UInt64Array};
+use common::{headscan, ingest_ok};
+
+/// Runs the demo config (fixture ESM-2) on the demo ProteinNet file into `out`.
+fn demo_job(dir: &Path) -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ds = dir.join("ds");
+    ingest_ok(
+        "proteinnet",
+        &root.join("examples/data/demo.proteinnet"),
+        &ds,
+        &[],
+    );
+    let out = dir.join("job");
+    let o = headscan(&[
+        "run",
+        "--config",
+        root.join("configs/demo.toml").to_str().unwrap(),
+        "--model",
+        root.join("tests/fixtures/models/esm2").to_str().unwrap(),
+        "--dataset",
+        ds.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn report_from_tables_is_byte_identical_to_the_jobs_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = demo_job(dir.path());
+    let again = dir.path().join("again");
+    let o = headscan(&[
+        "report",
+        "--results",
+        job.to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        again.join("index.html").display().to_string()
+    );
+    let (a, b) = (files(&job.join("report")), files(&again));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, bytes) in &a {
+        assert!(
+            bytes == &b[name],
+            "{name} differs after rebuilding from the tables"
+        );
+    }
+    for name in ["index.html", "head.html", "data.js", "report.js", "report.css"] {
+        assert!(a.contains_key(name), "{name} missing");
+    }
+    // Also from a file:// URL.
+    let url_out = dir.path().join("from-url");
+    let url = format!("file://{}", job.display());
+    let o = headscan(&["report", "--results", &url, "--out", url_out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(files(&url_out), b);
+}
+
+/// The numbers in data.js are heads.parquet's, at the grid position of each head.
+#[test]
+fn data_js_carries_the_numbers_of_heads_parquet() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = demo_job(dir.path());
+    let js = std::fs::read_to_string(job.join("report/data.js")).unwrap();
+    let json = js
+        .strip_prefix("window.HEADSCAN=")
+        .and_then(|s| s.trim_end().strip_suffix(';'))
+        .expect("data.js assigns window.HEADSCAN");
+    let data: serde_json::Value = serde_json::from_str(json).unwrap();
+    let n_heads = data["n_heads"].as_u64().unwrap() as usize;
+    let file = std::fs::File::open(job.join("heads.parquet")).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut checked = 0;
+    for batch in reader {
+        let batch = batch.unwrap();
+        let col = |n: &str| batch.column_by_name(n).unwrap().clone();
+        let feature = col("feature");
+        let feature = feature.as_any().downcast_ref::<StringArray>().unwrap();
+        let (layer, head) = (col("layer"), col("head"));
+        let layer = layer.as_any().downcast_ref::<UInt32Array>().unwrap();
+        let head = head.as_any().downcast_ref::<UInt32Array>().unwrap();
+        let arcs = col("arcs");
+        let arcs = arcs.as_any().downcast_ref::<UInt64Array>().unwrap();
+        for i in 0..batch.num_rows() {
+            let f = data["features"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["name"] == feature.value(i))
+                .unwrap_or_else(|| panic!("feature {} not in data.js", feature.value(i)));
+            let cell = layer.value(i) as usize * n_heads + head.value(i) as usize;
+            assert_eq!(f["arcs"][cell].as_u64(), Some(arcs.value(i)));
+            for (key, column) in [
+                ("p", "proportion"),
+                ("lo", "ci_low"),
+                ("hi", "ci_high"),
+                ("pv", "p_value"),
+                ("np", "null_p_value"),
+                ("wz", "null_weighted_z"),
+            ] {
+                let c = col(column);
+                let v = c.as_any().downcast_ref::<Float64Array>().unwrap().value(i);
+                match f[key][cell].as_f64() {
+                    Some(x) => assert!((x - v).abs() <= 1e-5 * v.abs().max(1e-12), "{column} {x} vs {v}"),
+                    None => assert!(!v.is_finite(), "{column}: null for finite {v}"),
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 0);
+}
+
+#[test]
+fn a_missing_table_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = demo_job(dir.path());
+    std::fs::remove_file(job.join("layers.parquet")).unwrap();
+    let o = headscan(&[
+        "report",
+        "--results",
+        job.to_str().unwrap(),
+        "--out",
+        dir.path().join("r").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("layers.parquet"), "{err}");
+    std::fs::write(job.join("summary.json"), "{\"n_layers\": 2}").unwrap();
+    let o = headscan(&[
+        "report",
+        "--results",
+        job.to_str().unwrap(),
+        "--out",
+        dir.path().join("r").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("summary.json") && err.contains("n_heads"),
+        "{err}"
+    );
+}
