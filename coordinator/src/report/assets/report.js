@@ -99,7 +99,7 @@
       var max = 0;
       f.p.forEach(function (v, i) { if (v !== null && f.ex[i] !== 1 && v > max) { max = v; } });
       if (max <= 0) { max = 1; }
-      var W = LEFT + H * CELL + 90, Ht = TOP + L * CELL + 30;
+      var W = Math.max(LEFT + H * CELL + 90, 420), Ht = TOP + L * CELL + 30;
       box.textContent = "";
       svg = sv("svg", { xmlns: SVGNS, width: W, height: Ht, viewBox: "0 0 " + W + " " + Ht, tabindex: "0", role: "grid",
         "aria-label": "Heatmap of " + f.name + ": layers as rows, heads as columns. Arrow keys move, Enter opens the head.",
@@ -178,11 +178,11 @@
   function profile(f) {
     var box = document.getElementById("profile");
     if (!box) { return; }
-    var L = f.layer_mean.length, BW = Math.max(8, Math.min(28, Math.floor(760 / Math.max(L, 1)))), LEFT = 56, TOP = 20, PH = 160;
+    var L = f.layer_mean.length, BW = Math.max(8, Math.min(28, Math.floor(760 / Math.max(L, 1)))), LEFT = 56, TOP = 34, PH = 160;
     var max = f.background || 0;
     f.layer_mean.forEach(function (v) { if (v !== null && v > max) { max = v; } });
     if (max <= 0) { max = 1; }
-    var W = LEFT + L * BW + 20, Ht = TOP + PH + 40;
+    var W = Math.max(LEFT + L * BW + 20, 480), Ht = TOP + PH + 56;
     var svg = sv("svg", { xmlns: SVGNS, width: W, height: Ht, viewBox: "0 0 " + W + " " + Ht, role: "img", "font-family": "Helvetica,Arial,sans-serif", "font-size": "11",
       "aria-label": "Mean proportion per layer for " + f.name + "; centre of gravity " + fix(f.cog === null ? null : f.cog + 1, 2) });
     svg.appendChild(sv("rect", { width: W, height: Ht, fill: "#fff" }));
@@ -200,12 +200,12 @@
     if (f.background !== null) {
       var by = TOP + PH - PH * f.background / max;
       svg.appendChild(sv("line", { x1: LEFT, x2: LEFT + L * BW, y1: by, y2: by, stroke: "#e66100", "stroke-dasharray": "5,3", "stroke-width": "1.5" }));
-      svg.appendChild(sv("text", { x: LEFT + L * BW, y: by - 4, "text-anchor": "end", fill: "#b34d00" }, "background " + pct(f.background)));
+      svg.appendChild(sv("text", { x: LEFT + L * BW + 4, y: by + 4, fill: "#b34d00" }, "background " + pct(f.background)));
     }
     if (f.cog !== null) {
       var cx = LEFT + f.cog * BW + BW / 2 - 1;
-      svg.appendChild(sv("line", { x1: cx, x2: cx, y1: TOP - 6, y2: TOP + PH, stroke: "#000", "stroke-width": "2" }));
-      svg.appendChild(sv("text", { x: cx + 4, y: TOP + 4 }, "centre of gravity " + fix(f.cog + 1, 2)));
+      svg.appendChild(sv("line", { x1: cx, x2: cx, y1: TOP - 14, y2: TOP + PH, stroke: "#000", "stroke-width": "2" }));
+      svg.appendChild(sv("text", { x: cx + 4, y: TOP - 18 }, "centre of gravity: layer " + fix(f.cog + 1, 2)));
     }
     svg.appendChild(sv("text", { x: LEFT + L * BW / 2, y: TOP + PH + 32, "text-anchor": "middle" }, "Layer (1-based)"));
     box.textContent = "";

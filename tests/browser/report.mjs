@@ -1,0 +1,94 @@
+// Drives headless Chromium (Playwright's playwright-core, Debian's chromium)
+// over a headscan report opened from file://: no console errors, no network
+// requests, a heatmap cell's hover and click show the numbers of
+// heads.parquet (as read independently by `headscan results top`), the
+// keyboard moves over the grid. Screenshots go to the artifacts folder.
+//
+// usage: node report.mjs <report dir> <feature> <top.txt> <artifacts dir>
+// top.txt: the output of `headscan results top --feature <feature> --top 1`.
+import fs from "node:fs";
+import path from "node:path";
+import { createRequire } from "node:module";
+
+// playwright-core is installed by the system test under $PLAYWRIGHT_PREFIX (node_modules inside).
+const require = createRequire(path.resolve(process.env.PLAYWRIGHT_PREFIX || ".", "package.json"));
+const { chromium } = require("playwright-core");
+
+const [site, feature, topFile, artifacts] = process.argv.slice(2);
+// "  1-2  113  6  5.31%  1.5x  0.00%– 11.08%  3.5e-1  no  0.168" (layer-head 0-based).
+const row = fs.readFileSync(topFile, "utf8").split("\n")
+  .map((l) => l.match(/^\s*(\d+)-(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+%)\s+\S+\s+([\d.]+%)–\s*([\d.]+%)\s+(\S+)\s+(?:yes|no)\s+(\S+)/))
+  .find((m) => m);
+if (!row) { console.log("FAIL cannot parse " + topFile); process.exit(1); }
+const expected = { feature, layer: +row[1], head: +row[2], arcs: +row[3], hits: +row[4], percent: row[5],
+  ci: [row[6], row[7]], p: parseFloat(row[8]), null_p: parseFloat(row[9]) };
+console.log("expected from heads.parquet: " + JSON.stringify(expected));
+fs.mkdirSync(artifacts, { recursive: true });
+const failures = [];
+function check(ok, what) {
+  console.log((ok ? "ok   " : "FAIL ") + what);
+  if (!ok) { failures.push(what); }
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--use-gl=swiftshader", "--enable-unsafe-swiftshader"],
+});
+const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+const errors = [], requests = [];
+context.on("request", (r) => {
+  const u = r.url();
+  if (!u.startsWith("file://") && !u.startsWith("data:") && !u.startsWith("blob:")) { requests.push(u); }
+});
+const page = await context.newPage();
+page.on("console", (m) => { if (m.type() === "error") { errors.push(m.text()); } });
+page.on("pageerror", (e) => errors.push(String(e)));
+
+const index = "file://" + path.resolve(site, "index.html");
+await page.goto(index);
+await page.waitForSelector("#heatmap svg rect.cell");
+await page.screenshot({ path: path.join(artifacts, "index.png"), fullPage: true });
+
+// Pick the feature, hover the expected head's cell.
+await page.selectOption("#feature-pick", { label: expected.feature });
+const cell = `#heatmap rect.cell[data-layer="${expected.layer}"][data-head="${expected.head}"]`;
+await page.hover(cell);
+const label = `${expected.layer + 1}-${expected.head + 1}`;
+const stat = async (scope, name) => (await page.textContent(`${scope} [data-stat="${name}"]`)).trim();
+check((await page.textContent("#details-head")).includes(label), `hover shows head ${label}`);
+check(await stat("#details", "proportion") === expected.percent, `hover proportion ${expected.percent}`);
+check(await stat("#details", "arcs") === String(expected.arcs), `hover arcs ${expected.arcs}`);
+check(await stat("#details", "hits") === String(expected.hits), `hover hits ${expected.hits}`);
+check(await stat("#details", "ci") === `${expected.ci[0]} – ${expected.ci[1]}`, `hover CI ${expected.ci.join(" – ")}`);
+const near = (text, v, rel) => Math.abs(parseFloat(text) - v) <= rel * Math.abs(v) + 1e-12;
+check(near(await stat("#details", "p_value"), expected.p, 0.05), `hover p ≈ ${expected.p}`);
+check(near(await stat("#details", "null_p_value"), expected.null_p, 0.01), `hover null p ≈ ${expected.null_p}`);
+check((await stat("#details", "null_weighted_z")) !== "", "hover shows the weighted null z");
+await page.screenshot({ path: path.join(artifacts, "hover.png"), fullPage: false });
+
+// Keyboard: focus the grid, move right, the details follow.
+await page.focus("#heatmap svg");
+await page.keyboard.press("ArrowRight");
+const moved = (await page.textContent("#details-head")).trim();
+check(/^Head \d+-\d+/.test(moved), `keyboard moves the cursor (${moved})`);
+
+// Click opens the head page with the same numbers.
+await page.hover(cell);
+await Promise.all([page.waitForURL(/head\.html#/), page.click(cell)]);
+await page.waitForSelector("#head-table");
+check((await page.textContent("#head-title")).includes(label), `click opens head ${label}`);
+const tr = `#head-table tr[data-feature="${expected.feature}"]`;
+check(await stat(tr, "proportion") === expected.percent, `head page proportion ${expected.percent}`);
+check(await stat(tr, "ci") === `${expected.ci[0]} – ${expected.ci[1]}`, "head page CI");
+await page.screenshot({ path: path.join(artifacts, "head.png"), fullPage: true });
+
+check(errors.length === 0, `no console errors (${errors.join(" | ")})`);
+check(requests.length === 0, `no network requests (${requests.join(" ")})`);
+await browser.close();
+if (failures.length > 0) {
+  console.log(`${failures.length} check(s) failed`);
+  process.exit(1);
+}
+console.log("report browser checks passed");
