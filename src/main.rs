@@ -12,6 +12,7 @@ use headscan_proto::features::ContactRule;
 mod client;
 mod coordinator;
 mod engine;
+mod extract;
 mod jobs;
 mod metrics;
 mod report;
@@ -40,6 +41,8 @@ enum Command {
     Run(run::RunArgs),
     /// Write one sequence's attention as a float32 .npy of shape [layers, heads, L, L].
     Attention(AttentionArgs),
+    /// Write per-residue embeddings of chosen layers as Parquet shards + embeddings.json.
+    Extract(extract::ExtractArgs),
     /// Serve the Jobs and Work services: plan, schedule and reduce jobs.
     Coordinator(coordinator::CoordinatorArgs),
     /// Pull tasks from a coordinator and run them on a device.
@@ -258,6 +261,7 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Ingest(args) => run_ingest(args).await,
         Command::Attention(args) => run_attention(args).await,
+        Command::Extract(args) => extract::run(args).await,
         Command::Coordinator(args) => coordinator::run(args).await,
         Command::Worker(args) => worker::run(args).await,
         Command::Submit(args) => submit::run(args).await,

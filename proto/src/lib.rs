@@ -8,6 +8,7 @@
 //! - [`features`]: the meaning of the features of DESIGN §1 (amino-acid
 //!   alphabet, DSSP → ss4 classes, the contact rule);
 //! - [`manifest`]: the dataset `manifest.json`;
+//! - [`embeddings`]: the per-residue embedding tables of `headscan extract`;
 //! - [`probe_metrics`]: F1 and precision at L/k of the diagnostic probes,
 //!   from counts that add up over shards;
 //! - [`store`]: object-store URLs (`file://`, plain paths, `s3://`, …);
@@ -26,6 +27,7 @@
 
 pub mod client;
 pub mod counts;
+pub mod embeddings;
 pub mod features;
 pub mod ids;
 pub mod manifest;

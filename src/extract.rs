@@ -1,0 +1,136 @@
+//! `headscan extract`: per-residue embeddings of chosen layers of a model over
+//! a canonical dataset, as Parquet shards (`id, position, layer, embedding`)
+//! plus `embeddings.json` — ESM's `esm-extract` for headscan datasets.
+
+use std::io::Write;
+
+use anyhow::Context;
+use headscan_coordinator::dataset::Dataset;
+use headscan_proto::embeddings::{
+    EMBEDDINGS_KIND, EMBEDDINGS_MANIFEST, EMBEDDINGS_SCHEMA_VERSION, EmbeddingManifest, EmbeddingShard,
+    EmbeddingWriter,
+};
+use headscan_proto::store::Location;
+use headscan_worker::extract::{ExtractSpec, extract_records, hidden_dim, parse_layers};
+use sha2::{Digest, Sha256};
+
+/// Flags of `headscan extract`.
+#[derive(Debug, clap::Args)]
+pub struct ExtractArgs {
+    /// Model directory or object-store URL (Hugging Face layout).
+    #[arg(long)]
+    model: String,
+    /// Canonical dataset URL (made by `headscan ingest`).
+    #[arg(long)]
+    dataset: String,
+    /// Layers to write: `all` or 0-based numbers and ranges, e.g. `0,5,10-11`.
+    #[arg(long, default_value = "all")]
+    layers: String,
+    /// Output URL (a path, file://, s3://, gs://, az://).
+    #[arg(long)]
+    out: String,
+    /// Maximum tokens per sequence, special tokens included (longer sequences are truncated).
+    #[arg(long, default_value_t = 512)]
+    max_len: usize,
+    /// Sequences per forward pass.
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// cpu or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Replace embeddings already published at --out.
+    #[arg(long)]
+    overwrite: bool,
+}
+
+/// Runs `headscan extract`: one embedding shard per dataset shard, the
+/// manifest last (its presence means every shard is complete).
+pub async fn run(args: ExtractArgs) -> anyhow::Result<()> {
+    let dataset = Dataset::open(&args.dataset)
+        .await
+        .with_context(|| format!("cannot open dataset {}", args.dataset))?;
+    let out = Location::parse(&args.out).with_context(|| format!("--out {}", args.out))?;
+    if out.exists(EMBEDDINGS_MANIFEST).await? && !args.overwrite {
+        anyhow::bail!(
+            "{} already holds embeddings; pass --overwrite to replace them",
+            out.child_url(EMBEDDINGS_MANIFEST)
+        );
+    }
+    let device = headscan_worker::attention::parse_device(&args.device)?;
+    let dir = headscan_worker::fetch::resolve_model(&args.model)
+        .await
+        .with_context(|| format!("cannot fetch model {}", args.model))?;
+    let model_digest = headscan_worker::digest::model_digest(&dir)
+        .with_context(|| format!("cannot digest model {}", dir.display()))?;
+    let model = headscan_worker::models::load_model(&dir, &device)
+        .with_context(|| format!("cannot load model {}", dir.display()))?;
+    let spec = ExtractSpec {
+        layers: parse_layers(&args.layers, model.model.n_layers())?,
+        max_len: args.max_len,
+        batch_size: args.batch_size,
+    };
+    let dim = hidden_dim(&model, &device)?;
+    let mut shards = Vec::with_capacity(dataset.manifest.shards.len());
+    for (index, entry) in dataset.manifest.shards.iter().enumerate() {
+        let records = dataset.read_shard(entry).await?;
+        let file = tempfile::NamedTempFile::new().context("cannot create a temporary file")?;
+        let sink = std::io::BufWriter::new(file.reopen()?);
+        let mut writer = EmbeddingWriter::new(sink, dim)?;
+        extract_records(&model, &records, &spec, &device, |rows| -> anyhow::Result<()> {
+            writer.write(&rows)?;
+            Ok(())
+        })
+        .with_context(|| format!("extracting {}", dataset.location().child_url(&entry.url)))?;
+        let rows = writer.finish()?;
+        let bytes = bytes_of(file.path())?;
+        let rel = format!("shards/part-{index:05}.parquet");
+        let size = bytes.len() as u64;
+        let sha = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        out.put(&rel, bytes.into())
+            .await
+            .with_context(|| format!("cannot write {}", out.child_url(&rel)))?;
+        tracing::info!(shard = %rel, records = records.len(), rows, "embeddings written");
+        shards.push(EmbeddingShard {
+            url: rel,
+            source_shard: entry.url.clone(),
+            records: records.len() as u64,
+            rows,
+            file_sha256: sha,
+            bytes: size,
+        });
+    }
+    let manifest = EmbeddingManifest {
+        kind: EMBEDDINGS_KIND.into(),
+        schema_version: EMBEDDINGS_SCHEMA_VERSION,
+        created_by: format!("headscan {}", env!("CARGO_PKG_VERSION")),
+        model: args.model,
+        model_digest,
+        dataset: args.dataset,
+        dataset_content_hash: dataset.manifest.content_hash.clone(),
+        layers: spec.layers.iter().map(|&l| l as u32).collect(),
+        dim,
+        max_len: args.max_len,
+        records: shards.iter().map(|s| s.records).sum(),
+        rows: shards.iter().map(|s| s.rows).sum(),
+        shards,
+    };
+    let json = serde_json::to_vec_pretty(&manifest)?;
+    out.put(EMBEDDINGS_MANIFEST, json.into())
+        .await
+        .with_context(|| format!("cannot write {}", out.child_url(EMBEDDINGS_MANIFEST)))?;
+    writeln!(
+        std::io::stderr().lock(),
+        "extract: {} record(s), {} row(s) of {} values, layers {:?}, {} shard(s) at {}",
+        manifest.records,
+        manifest.rows,
+        dim,
+        manifest.layers,
+        manifest.shards.len(),
+        out.url()
+    )?;
+    Ok(())
+}
+
+fn bytes_of(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read back {}", path.display()))
+}
