@@ -13,8 +13,8 @@
 //! centre of gravity), each as `.svg` and `.png`; plus `aa_similarity` when
 //! amino-acid similarity rows exist. `<stem>` is the feature name made safe
 //! for file names (`ss4:helix` → `ss4-helix`). Each figure is drawn once into
-//! a small vector scene and rendered to both formats; PNG text uses a
-//! built-in bitmap font. Output is deterministic: the same results give the
+//! a small vector scene and rendered to both formats (PNG through the `png`
+//! crate, text in the bundled Liberation Sans via `ab_glyph`). Output is deterministic: the same results give the
 //! same bytes.
 
 use std::path::{Path, PathBuf};
@@ -31,7 +31,6 @@ mod explorer;
 #[cfg(test)]
 mod explorer_tests;
 mod figures;
-mod font;
 mod html;
 mod load;
 mod png;

@@ -1,14 +1,16 @@
-//! Rasterises a [`Scene`] into an RGB image and encodes it as PNG (8-bit
-//! RGB, no filtering, zlib via `flate2`, no timestamps or other ancillary
-//! chunks), so the same scene always gives the same bytes. Text is drawn
-//! with the built-in bitmap font of [`super::font`].
+//! Rasterises a [`Scene`] into an RGB image and encodes it as PNG with the
+//! `png` crate (8-bit RGB, fixed compression and filter, no timestamps or
+//! other ancillary chunks), so the same scene always gives the same bytes.
+//! Text is drawn with `ab_glyph` from the bundled Liberation Sans (SIL OFL
+//! 1.1, metric-compatible with the Arial/Helvetica the SVGs name; see
+//! `assets/LiberationSans-LICENSE.txt`); bold is the regular face drawn twice,
+//! one pixel apart.
 
-use std::io::{self, Write as _};
+use std::io;
+use std::sync::LazyLock;
 
-use flate2::Compression;
-use flate2::write::ZlibEncoder;
+use ab_glyph::{Font as _, FontRef, PxScale, ScaleFont as _};
 
-use super::font::{ADVANCE, ASCENT, GLYPH_H, GLYPH_W, glyph};
 use super::scene::{Anchor, DASH, Fill, GAP, HATCH_BG, HATCH_FG, HATCH_PERIOD, Rgb, Scene, Shape};
 
 /// Pixels per user unit of the PNG figures.
@@ -16,8 +18,10 @@ pub(crate) const SCALE: f64 = 2.0;
 /// Largest width or height of a PNG figure, in pixels.
 const MAX_SIDE: usize = 8192;
 
-/// The 8-byte PNG signature.
-pub(crate) const SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n'];
+/// The bundled font's bytes.
+const FONT_BYTES: &[u8] = include_bytes!("assets/LiberationSans-Regular.ttf");
+/// The bundled font, parsed once.
+static FONT: LazyLock<Option<FontRef<'static>>> = LazyLock::new(|| FontRef::try_from_slice(FONT_BYTES).ok());
 
 /// An RGB raster.
 pub(crate) struct Canvas {
@@ -74,76 +78,16 @@ pub(crate) fn encode_rgb(width: usize, height: usize, pixels: &[u8]) -> io::Resu
     if pixels.len() != width * height * 3 {
         return Err(invalid("pixel buffer does not match the PNG dimensions"));
     }
-    let mut ihdr = Vec::with_capacity(13);
-    ihdr.extend_from_slice(&(width as u32).to_be_bytes());
-    ihdr.extend_from_slice(&(height as u32).to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit, truecolour, deflate, no filter method, no interlace
-    let mut z = ZlibEncoder::new(Vec::new(), Compression::new(6));
-    for row in pixels.chunks_exact(width * 3) {
-        z.write_all(&[0])?; // filter type None
-        z.write_all(row)?;
-    }
-    let idat = z.finish()?;
-    let mut out = Vec::with_capacity(idat.len() + 64);
-    out.extend_from_slice(&SIGNATURE);
-    chunk(&mut out, b"IHDR", &ihdr);
-    chunk(&mut out, b"IDAT", &idat);
-    chunk(&mut out, b"IEND", &[]);
+    let mut out = Vec::new();
+    let mut encoder = ::png::Encoder::new(&mut out, width as u32, height as u32);
+    encoder.set_color(::png::ColorType::Rgb);
+    encoder.set_depth(::png::BitDepth::Eight);
+    encoder.set_compression(::png::Compression::Balanced);
+    encoder.set_filter(::png::Filter::Adaptive);
+    let mut writer = encoder.write_header().map_err(io::Error::other)?;
+    writer.write_image_data(pixels).map_err(io::Error::other)?;
+    writer.finish().map_err(io::Error::other)?;
     Ok(out)
-}
-
-/// Appends one chunk: length, type, data, CRC-32 of type and data.
-fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    out.extend_from_slice(kind);
-    out.extend_from_slice(data);
-    let mut crc = Crc32::new();
-    crc.update(kind);
-    crc.update(data);
-    out.extend_from_slice(&crc.finish().to_be_bytes());
-}
-
-/// CRC-32 (ISO-HDLC, as PNG uses).
-pub(crate) struct Crc32(u32);
-
-/// Byte-wise lookup table of the reflected polynomial 0xEDB88320.
-const CRC_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
-    let mut n = 0;
-    while n < 256 {
-        let mut c = n as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xedb8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        table[n] = c;
-        n += 1;
-    }
-    table
-};
-
-impl Crc32 {
-    /// A fresh checksum.
-    pub(crate) fn new() -> Self {
-        Self(0xffff_ffff)
-    }
-
-    /// Feeds bytes.
-    pub(crate) fn update(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = CRC_TABLE[((self.0 ^ b as u32) & 0xff) as usize] ^ (self.0 >> 8);
-        }
-    }
-
-    /// The checksum.
-    pub(crate) fn finish(&self) -> u32 {
-        self.0 ^ 0xffff_ffff
-    }
 }
 
 /// A user-unit coordinate in pixels, rounded; non-finite values map far off-canvas.
@@ -303,7 +247,8 @@ impl Canvas {
         }
     }
 
-    /// Bitmap text; `(x, y)` is the anchor on the baseline, vertical text reads bottom to top.
+    /// Text in the bundled font; `(x, y)` is the anchor on the baseline,
+    /// vertical text reads bottom to top. Pixel coverage from `ab_glyph` is blended in.
     #[allow(clippy::too_many_arguments)]
     fn text(
         &mut self,
@@ -316,45 +261,53 @@ impl Canvas {
         bold: bool,
         vertical: bool,
     ) {
-        let s = self.scale;
-        let g = if size.is_finite() {
-            ((size * s / 10.0).round() as i64).clamp(1, 16)
-        } else {
-            1
+        let Some(font) = FONT.as_ref() else {
+            return;
         };
-        let n = text.chars().count() as i64;
-        if n == 0 {
+        if text.is_empty() || !size.is_finite() || size <= 0.0 {
             return;
         }
-        let total = n * ADVANCE as i64 * g - g;
+        let s = self.scale;
+        let scaled = font.as_scaled(PxScale::from((size * s).min(400.0) as f32));
+        // Lay the glyphs out along the baseline, with kerning.
+        let mut pen = 0.0f32;
+        let mut placed = Vec::new();
+        let mut prev = None;
+        for ch in text.chars() {
+            let id = scaled.glyph_id(ch);
+            if let Some(p) = prev {
+                pen += scaled.kern(p, id);
+            }
+            placed.push(id.with_scale_and_position(scaled.scale(), ab_glyph::point(pen, 0.0)));
+            pen += scaled.h_advance(id);
+            prev = Some(id);
+        }
         let start = match anchor {
-            Anchor::Start => 0,
-            Anchor::Middle => -total / 2,
-            Anchor::End => -total,
+            Anchor::Start => 0.0,
+            Anchor::Middle => -f64::from(pen) / 2.0,
+            Anchor::End => -f64::from(pen),
         };
-        let (ox, oy) = (px(x, s), px(y, s));
-        for (i, ch) in text.chars().enumerate() {
-            let rows = glyph(ch);
-            for (r, bits) in rows.iter().enumerate().take(GLYPH_H) {
-                for col in 0..GLYPH_W {
-                    if bits & (1 << (GLYPH_W - 1 - col)) == 0 {
-                        continue;
-                    }
-                    // along: offset along the writing direction; up: offset from the baseline (negative = above).
-                    let along = start + i as i64 * ADVANCE as i64 * g + col as i64 * g;
-                    let up = (r as i64 - ASCENT as i64) * g;
-                    let widen = if bold { 1 } else { 0 };
-                    for dy in 0..g {
-                        for dx in 0..g + widen {
-                            let (gx, gy) = (along + dx, up + dy);
-                            if vertical {
-                                self.blend(ox + gy, oy - gx - 1, c, 1.0);
-                            } else {
-                                self.blend(ox + gx, oy + gy, c, 1.0);
-                            }
-                        }
-                    }
-                }
+        let (ox, oy) = (x * s, y * s);
+        let passes: &[f32] = if bold { &[0.0, 0.9] } else { &[0.0] };
+        for glyph in placed {
+            for &dx in passes {
+                let mut g = glyph.clone();
+                g.position.x += dx;
+                let Some(outlined) = font.outline_glyph(g) else {
+                    continue;
+                };
+                let b = outlined.px_bounds();
+                outlined.draw(|gx, gy, cov| {
+                    // along: offset along the writing direction; up: offset from the baseline.
+                    let along = start + f64::from(b.min.x) + f64::from(gx);
+                    let up = f64::from(b.min.y) + f64::from(gy);
+                    let (px_x, px_y) = if vertical {
+                        (ox + up, oy - along - 1.0)
+                    } else {
+                        (ox + along, oy + up)
+                    };
+                    self.blend(px_x.round() as i64, px_y.round() as i64, c, f64::from(cov));
+                });
             }
         }
     }
@@ -366,18 +319,17 @@ mod tests {
     use crate::report::scene::{BAR, INK};
 
     #[test]
-    fn crc_matches_the_standard_check_value() {
-        let mut c = Crc32::new();
-        c.update(b"123456789");
-        assert_eq!(c.finish(), 0xcbf4_3926);
-    }
-
-    #[test]
     fn encodes_a_minimal_image() {
         let png = encode_rgb(1, 1, &[255, 0, 0]).unwrap();
-        assert_eq!(&png[..8], &SIGNATURE);
-        assert_eq!(&png[12..16], b"IHDR");
-        assert!(png.ends_with(&[0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xae, 0x42, 0x60, 0x82]));
+        let decoder = ::png::Decoder::new(std::io::Cursor::new(png));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert_eq!(
+            (info.width, info.height, info.color_type),
+            (1, 1, ::png::ColorType::Rgb)
+        );
+        assert_eq!(&buf[..3], &[255, 0, 0]);
         assert!(encode_rgb(0, 1, &[]).is_err());
         assert!(encode_rgb(2, 1, &[0; 3]).is_err());
     }

@@ -3,12 +3,8 @@
 //! and degenerate inputs.
 
 use std::collections::BTreeSet;
-use std::io::Read as _;
 use std::path::Path;
 
-use flate2::read::ZlibDecoder;
-
-use super::png::{Crc32, SIGNATURE};
 use super::scene::{HATCH_FG, NO_DATA};
 use super::{ReportContext, ReportError, safe_stem, unique_stems, write_report};
 use crate::stats::{AaSimilarityRow, AnalysisResults, FeatureSummary, HeadRow, LayerRow, TopHead};
@@ -192,45 +188,19 @@ fn references(html: &str) -> Vec<String> {
     out
 }
 
-/// Decodes one of our PNGs (8-bit RGB, filter 0): checks chunk CRCs and returns (width, height, pixels).
+/// Decodes one of our PNGs with the `png` crate (which checks every chunk CRC):
+/// 8-bit RGB only; returns (width, height, pixels).
 fn decode_png(bytes: &[u8]) -> (usize, usize, Vec<u8>) {
-    assert_eq!(&bytes[..8], &SIGNATURE);
-    let mut pos = 8;
-    let (mut w, mut h) = (0usize, 0usize);
-    let mut idat = Vec::new();
-    let mut kinds = Vec::new();
-    while pos < bytes.len() {
-        let len = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
-        let kind = &bytes[pos + 4..pos + 8];
-        let data = &bytes[pos + 8..pos + 8 + len];
-        let crc = u32::from_be_bytes(bytes[pos + 8 + len..pos + 12 + len].try_into().unwrap());
-        let mut c = Crc32::new();
-        c.update(kind);
-        c.update(data);
-        assert_eq!(c.finish(), crc, "bad CRC in {:?}", std::str::from_utf8(kind));
-        match kind {
-            b"IHDR" => {
-                w = u32::from_be_bytes(data[0..4].try_into().unwrap()) as usize;
-                h = u32::from_be_bytes(data[4..8].try_into().unwrap()) as usize;
-                assert_eq!(&data[8..], &[8, 2, 0, 0, 0]);
-            }
-            b"IDAT" => idat.extend_from_slice(data),
-            _ => {}
-        }
-        kinds.push(String::from_utf8_lossy(kind).into_owned());
-        pos += 12 + len;
-    }
-    assert_eq!(kinds.first().map(String::as_str), Some("IHDR"));
-    assert_eq!(kinds.last().map(String::as_str), Some("IEND"));
-    let mut raw = Vec::new();
-    ZlibDecoder::new(&idat[..]).read_to_end(&mut raw).unwrap();
-    assert_eq!(raw.len(), h * (1 + 3 * w));
-    let mut pixels = Vec::with_capacity(w * h * 3);
-    for row in raw.chunks_exact(1 + 3 * w) {
-        assert_eq!(row[0], 0, "filter type");
-        pixels.extend_from_slice(&row[1..]);
-    }
-    (w, h, pixels)
+    let decoder = ::png::Decoder::new(std::io::Cursor::new(bytes.to_vec()));
+    let mut reader = decoder.read_info().expect("a valid PNG header");
+    let mut buf = vec![0; reader.output_buffer_size().expect("a sane size")];
+    let info = reader.next_frame(&mut buf).expect("valid image data");
+    assert_eq!(
+        (info.color_type, info.bit_depth),
+        (::png::ColorType::Rgb, ::png::BitDepth::Eight)
+    );
+    buf.truncate(info.buffer_size());
+    (info.width as usize, info.height as usize, buf)
 }
 
 /// The `width`/`height` attributes of the root `<svg>` element.
