@@ -50,6 +50,16 @@ pub struct CoordinatorArgs {
     /// Attempts per shard before it fails for good.
     #[arg(long, default_value_t = 3)]
     max_attempts: u32,
+    /// Model registry to watch (a directory or object-store prefix; one
+    /// Hugging Face-layout folder per model); needs --recompute.
+    #[arg(long, requires = "recompute")]
+    watch_models: Option<String>,
+    /// Datasets × analyses (TOML) to run on every new or changed model of --watch-models.
+    #[arg(long, requires = "watch_models")]
+    recompute: Option<PathBuf>,
+    /// Seconds between polls of --watch-models.
+    #[arg(long, default_value_t = 60.0)]
+    poll_s: f64,
 }
 
 /// Absolute form of a local store path (URLs unchanged).
@@ -97,6 +107,35 @@ pub async fn run(args: CoordinatorArgs) -> anyhow::Result<()> {
     }
     writeln!(std::io::stdout(), "headscan coordinator listening on {addr}")?;
     tracing::info!(%addr, state = %args.state.display(), store = %args.store, tls = tls.is_some(), token = token.is_some(), "coordinator started");
+    if let (Some(registry), Some(recompute)) = (&args.watch_models, &args.recompute) {
+        let registry = Location::parse(&absolute_url(registry))?;
+        let recompute = std::path::absolute(recompute)?;
+        // Checked now, re-read at every poll.
+        headscan_coordinator::registry::Recompute::read(&recompute)?;
+        let store = Location::parse(&absolute_url(&args.store))?;
+        let digest: headscan_coordinator::registry::DigestFn = Arc::new(|url: String| {
+            Box::pin(async move {
+                let dir = headscan_worker::fetch::resolve_model(&url)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tokio::task::spawn_blocking(move || {
+                    headscan_worker::digest::model_digest(&dir).map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| e.to_string())?
+            })
+        });
+        let interval = std::time::Duration::from_secs_f64(args.poll_s.max(0.05));
+        tracing::info!(registry = %registry.url(), recompute = %recompute.display(), poll_s = args.poll_s, "watching the model registry");
+        let watcher = headscan_coordinator::registry::Watcher::new(
+            coordinator.clone(),
+            registry,
+            recompute,
+            store,
+            digest,
+        );
+        tokio::spawn(watcher.run(interval));
+    }
     let options = ServeOptions { token, tls };
     serve(coordinator, listener, options, shutdown_signal()).await?;
     Ok(())

@@ -13,6 +13,8 @@
 //!   [`reduce`] (prefix fold of committed partials), [`finish`] (statistics,
 //!   tables, report, summary.json), [`server`] (the coordinator process) and
 //!   [`service`] (the tonic `Jobs` and `Work` servers);
+//! - [`registry`]: model registry watch and recomputation keyed by (model,
+//!   dataset, analysis-config) digests;
 //! - [`engine`]: engine-native jobs (plan, one task per array index,
 //!   reduce) for Slurm arrays and Kubernetes Indexed Jobs;
 //! - [`top_heads`]: a finished job's best heads for one feature, as a table.
@@ -40,6 +42,7 @@ pub mod metrics;
 pub mod outputs;
 pub mod plan;
 pub mod reduce;
+pub mod registry;
 pub mod report;
 pub mod scheduler;
 pub mod selection;
