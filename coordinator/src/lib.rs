@@ -17,7 +17,8 @@
 //!   dataset, analysis-config) digests;
 //! - [`engine`]: engine-native jobs (plan, one task per array index,
 //!   reduce) for Slurm arrays and Kubernetes Indexed Jobs;
-//! - [`top_heads`]: a finished job's best heads for one feature, as a table.
+//! - [`top_heads`]: a finished job's best heads for one feature, as a table;
+//! - [`probe`]: diagnostic probes trained from per-shard sufficient statistics.
 //!
 //! It must not run models or touch attention tensors (that is
 //! `headscan-worker`), and it defines no wire or table formats of its own:
@@ -41,6 +42,7 @@ pub mod inspect;
 pub mod metrics;
 pub mod outputs;
 pub mod plan;
+pub mod probe;
 pub mod reduce;
 pub mod registry;
 pub mod report;
