@@ -69,14 +69,58 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<()> {
         max_len: args.max_len,
         batch_size: args.batch_size,
     };
-    let dim = hidden_dim(&model, &device)?;
+    let source = ModelSource {
+        label: &args.model,
+        digest: &model_digest,
+        model: &model,
+        device: &device,
+    };
+    let manifest = write_embeddings(&source, &dataset, &args.dataset, &spec, &out).await?;
+    let dim = manifest.dim;
+    writeln!(
+        std::io::stderr().lock(),
+        "extract: {} record(s), {} row(s) of {} values, layers {:?}, {} shard(s) at {}",
+        manifest.records,
+        manifest.rows,
+        dim,
+        manifest.layers,
+        manifest.shards.len(),
+        out.url()
+    )?;
+    Ok(())
+}
+
+/// A loaded model and how to name it in manifests.
+pub struct ModelSource<'a> {
+    /// The model as the user gave it.
+    pub label: &'a str,
+    /// Its digest.
+    pub digest: &'a str,
+    /// The network and tokenizer.
+    pub model: &'a headscan_worker::models::LoadedModel,
+    /// Where it runs.
+    pub device: &'a candle_core::Device,
+}
+
+/// Extracts `spec`'s layers of every record of `dataset` into `out`
+/// (`shards/part-NNNNN.parquet`, one per dataset shard, then
+/// `embeddings.json`) and returns the manifest.
+pub async fn write_embeddings(
+    source: &ModelSource<'_>,
+    dataset: &Dataset,
+    dataset_url: &str,
+    spec: &ExtractSpec,
+    out: &Location,
+) -> anyhow::Result<EmbeddingManifest> {
+    let (model, device) = (source.model, source.device);
+    let dim = hidden_dim(model, device)?;
     let mut shards = Vec::with_capacity(dataset.manifest.shards.len());
     for (index, entry) in dataset.manifest.shards.iter().enumerate() {
         let records = dataset.read_shard(entry).await?;
         let file = tempfile::NamedTempFile::new().context("cannot create a temporary file")?;
         let sink = std::io::BufWriter::new(file.reopen()?);
         let mut writer = EmbeddingWriter::new(sink, dim)?;
-        extract_records(&model, &records, &spec, &device, |rows| -> anyhow::Result<()> {
+        extract_records(model, &records, spec, device, |rows| -> anyhow::Result<()> {
             writer.write(&rows)?;
             Ok(())
         })
@@ -103,13 +147,13 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<()> {
         kind: EMBEDDINGS_KIND.into(),
         schema_version: EMBEDDINGS_SCHEMA_VERSION,
         created_by: format!("headscan {}", env!("CARGO_PKG_VERSION")),
-        model: args.model,
-        model_digest,
-        dataset: args.dataset,
+        model: source.label.to_string(),
+        model_digest: source.digest.to_string(),
+        dataset: dataset_url.to_string(),
         dataset_content_hash: dataset.manifest.content_hash.clone(),
         layers: spec.layers.iter().map(|&l| l as u32).collect(),
         dim,
-        max_len: args.max_len,
+        max_len: spec.max_len,
         records: shards.iter().map(|s| s.records).sum(),
         rows: shards.iter().map(|s| s.rows).sum(),
         shards,
@@ -118,17 +162,7 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<()> {
     out.put(EMBEDDINGS_MANIFEST, json.into())
         .await
         .with_context(|| format!("cannot write {}", out.child_url(EMBEDDINGS_MANIFEST)))?;
-    writeln!(
-        std::io::stderr().lock(),
-        "extract: {} record(s), {} row(s) of {} values, layers {:?}, {} shard(s) at {}",
-        manifest.records,
-        manifest.rows,
-        dim,
-        manifest.layers,
-        manifest.shards.len(),
-        out.url()
-    )?;
-    Ok(())
+    Ok(manifest)
 }
 
 fn bytes_of(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {

@@ -15,6 +15,7 @@ mod engine;
 mod extract;
 mod jobs;
 mod metrics;
+mod probe;
 mod report;
 mod run;
 mod submit;
@@ -43,6 +44,8 @@ enum Command {
     Attention(AttentionArgs),
     /// Write per-residue embeddings of chosen layers as Parquet shards + embeddings.json.
     Extract(extract::ExtractArgs),
+    /// Train per-layer linear probes on residue embeddings; writes probes.parquet, split.parquet, weights.json.
+    Probe(probe::ProbeArgs),
     /// Serve the Jobs and Work services: plan, schedule and reduce jobs.
     Coordinator(coordinator::CoordinatorArgs),
     /// Pull tasks from a coordinator and run them on a device.
@@ -262,6 +265,7 @@ async fn main() -> std::process::ExitCode {
         Command::Ingest(args) => run_ingest(args).await,
         Command::Attention(args) => run_attention(args).await,
         Command::Extract(args) => extract::run(args).await,
+        Command::Probe(args) => probe::run(args).await,
         Command::Coordinator(args) => coordinator::run(args).await,
         Command::Worker(args) => worker::run(args).await,
         Command::Submit(args) => submit::run(args).await,

@@ -2,6 +2,12 @@
 //! frozen model outputs, trained from per-shard sufficient statistics.
 //!
 //! - [`logreg`]: L2-regularised (class-weighted) logistic regression by
-//!   Newton's method on gradients and Hessians summed over shards.
+//!   Newton's method on gradients and Hessians summed over shards;
+//! - [`tasks`]: per-residue tasks (ss4, binding sites, PTMs) and the seeded
+//!   record-level train/validation split;
+//! - [`output`]: the `headscan probe` config and its tables
+//!   (`split.parquet`, `probes.parquet`, `weights.json`).
 
 pub mod logreg;
+pub mod output;
+pub mod tasks;
