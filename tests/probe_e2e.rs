@@ -239,3 +239,65 @@ fn unsupported_kinds_and_missing_keys_are_clear_errors() {
     let o = headscan(&["probe", "--model", "m"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("`dataset` is required"));
 }
+
+/// scikit-learn's LogisticRegression on the same features and split, as
+/// recorded by scripts/probe_sklearn/compare.py (pinned versions in its
+/// requirements.txt) in tests/fixtures/probe_sklearn/: headscan's validation
+/// macro F1 must be within 0.02 of it.
+#[test]
+fn ss4_probe_is_within_0_02_of_scikit_learn() {
+    let Some(data) = test_data() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = cb513_slice(&data, tmp.path(), 24);
+    let ds = tmp.path().join("ds");
+    ingest_ok("ss-csv", &csv, &ds, &["--shard-rows", "24"]);
+    let out = tmp.path().join("out");
+    probe(&ds, &out, &["--tasks", "ss4", "--seed", "3"]);
+    let t = read(&out.join("probes.parquet"));
+    let metric = strings(&t, "metric");
+    let layer = t
+        .column_by_name("layer")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<Int32Array>()
+        .unwrap();
+    let value = t
+        .column_by_name("value")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap();
+    let n_train = t
+        .column_by_name("n_train")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<UInt64Array>()
+        .unwrap();
+    let expected: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/probe_sklearn/cb513_first24_seed3.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let results = expected["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    for want in results {
+        let l = want["layer"].as_i64().unwrap() as i32;
+        let row = (0..t.num_rows())
+            .find(|&r| layer.value(r) == l && metric[r] == "f1_macro")
+            .unwrap();
+        assert_eq!(
+            n_train.value(row),
+            want["n_train"].as_u64().unwrap(),
+            "same training rows"
+        );
+        let sk = want["sklearn"].as_f64().unwrap();
+        let ours = value.value(row);
+        assert!(
+            (ours - sk).abs() <= 0.02,
+            "layer {l}: headscan {ours}, scikit-learn {sk}"
+        );
+    }
+}
