@@ -88,6 +88,7 @@ pub async fn write_outputs(
         notes: cfg.notes.clone(),
         threshold: cfg.threshold,
         min_arcs: cfg.min_arcs,
+        ..Default::default()
     };
     // The report is written locally, then uploaded when the output is remote.
     let (report_dir, temp) = match out.local_dir() {

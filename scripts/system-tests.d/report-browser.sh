@@ -4,7 +4,9 @@
 # opened from file:// in headless Chromium driven by playwright-core: no
 # console errors, no network requests, hovering and clicking a heatmap cell
 # shows heads.parquet's numbers (read independently by `headscan results
-# top`), the keyboard moves over the grid. Screenshots: target/system-tests/report/.
+# top`), the keyboard moves over the grid, a sequence page (--visualize)
+# draws arcs and a non-blank 3D Cα view that rotates.
+# Screenshots: target/system-tests/report/.
 # Installs Debian's chromium and npm playwright-core (pinned, under target/).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -34,7 +36,7 @@ mkdir -p "$art"
 RUST_LOG=warn "$bin" ingest --format structures --input "$data/structures" --out "$work/ds"
 RUST_LOG=warn "$bin" run --config configs/demo.toml --model tests/fixtures/models/esm2 \
     --dataset "$work/ds" --out "$work/job" --features contact,aa
-RUST_LOG=warn "$bin" report --results "file://$work/job" --out "$art/site"
+RUST_LOG=warn "$bin" report --results "file://$work/job" --out "$art/site" --visualize 1acj.A,1hwu.A
 "$bin" results top --results "$work/job" --feature contact --top 1 > "$art/top.txt"
 PLAYWRIGHT_PREFIX="$prefix" timeout 300 node tests/browser/report.mjs "$art/site" contact "$art/top.txt" "$art"
 echo "report-browser: passed (screenshots in $art)"

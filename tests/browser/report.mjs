@@ -2,7 +2,8 @@
 // over a headscan report opened from file://: no console errors, no network
 // requests, a heatmap cell's hover and click show the numbers of
 // heads.parquet (as read independently by `headscan results top`), the
-// keyboard moves over the grid. Screenshots go to the artifacts folder.
+// keyboard moves over the grid, a sequence page draws arcs and a non-blank
+// 3D view that rotates. Screenshots go to the artifacts folder.
 //
 // usage: node report.mjs <report dir> <feature> <top.txt> <artifacts dir>
 // top.txt: the output of `headscan results top --feature <feature> --top 1`.
@@ -83,6 +84,33 @@ const tr = `#head-table tr[data-feature="${expected.feature}"]`;
 check(await stat(tr, "proportion") === expected.percent, `head page proportion ${expected.percent}`);
 check(await stat(tr, "ci") === `${expected.ci[0]} – ${expected.ci[1]}`, "head page CI");
 await page.screenshot({ path: path.join(artifacts, "head.png"), fullPage: true });
+
+// A sequence page: arcs drawn, and the 3D view renders a non-blank canvas that rotates.
+const seqPages = fs.existsSync(path.join(site, "sequences"))
+  ? fs.readdirSync(path.join(site, "sequences")).filter((f) => f.endsWith(".html")).sort() : [];
+check(seqPages.length > 0, `sequence pages written (${seqPages.join(", ")})`);
+if (seqPages.length > 0) {
+  await page.goto("file://" + path.resolve(site, "sequences", seqPages[0]));
+  await page.waitForSelector("#seq-arcs svg");
+  const paths = await page.locator("#seq-arcs svg path").count();
+  check(paths > 0, `sequence page draws arcs (${paths})`);
+  const inked = () => page.evaluate(() => {
+    const c = document.getElementById("seq-3d");
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let k = 0; k < d.length; k += 4) { if (d[k] < 250 || d[k + 1] < 250 || d[k + 2] < 250) { n++; } }
+    return n;
+  });
+  const before = await inked();
+  check(before > 1000, `3D canvas is not blank (${before} inked pixels)`);
+  const shot = async () => (await page.locator("#seq-3d").screenshot()).toString("base64");
+  const a = await shot();
+  await page.focus("#seq-3d");
+  await page.keyboard.press("ArrowLeft");
+  await page.keyboard.press("ArrowLeft");
+  check((await shot()) !== a, "arrow keys rotate the 3D view");
+  await page.screenshot({ path: path.join(artifacts, "sequence.png"), fullPage: true });
+}
 
 check(errors.length === 0, `no console errors (${errors.join(" | ")})`);
 check(requests.length === 0, `no network requests (${requests.join(" ")})`);

@@ -18,24 +18,45 @@ pub(crate) const STYLE: &str = include_str!("assets/report.css");
 /// A number for `data.js`: 6 significant digits (enough for every number the
 /// pages show), `null` when not finite.
 fn num(v: f64) -> String {
+    sig(v, 6)
+}
+
+/// A number with `digits` significant digits, trailing zeros trimmed, `null` when not finite.
+fn sig(v: f64, digits: usize) -> String {
     if !v.is_finite() {
         return "null".into();
     }
     if v == 0.0 {
         return "0".into();
     }
-    let s = format!("{v:.5e}");
+    let magnitude = v.abs().log10().floor();
+    if (-4.0..6.0).contains(&magnitude) {
+        // Plain decimals are shorter in this range: 0.123457, not 1.23457e-1.
+        let decimals = (digits as f64 - 1.0 - magnitude).max(0.0) as usize;
+        let s = format!("{v:.decimals$}");
+        let s = if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            &s
+        };
+        return s.to_string();
+    }
+    let s = format!("{v:.*e}", digits.saturating_sub(1));
     // Trim trailing zeros of the mantissa: 1.50000e-1 → 1.5e-1.
     match s.split_once('e') {
-        Some((m, e)) if m.contains('.') => {
-            let m = m.trim_end_matches('0').trim_end_matches('.');
+        Some((m, e)) => {
+            let m = if m.contains('.') {
+                m.trim_end_matches('0').trim_end_matches('.')
+            } else {
+                m
+            };
             if e == "0" {
                 m.to_string()
             } else {
                 format!("{m}e{e}")
             }
         }
-        _ => s,
+        None => s,
     }
 }
 
@@ -58,7 +79,8 @@ fn grid<T>(out: &mut String, key: &str, cells: &[Option<T>], f: impl Fn(&T) -> S
 
 /// `data.js`: `window.HEADSCAN = {…}` with the run facts and, per feature,
 /// its summary and one array per statistic indexed by `layer * n_heads + head`
-/// (0-based). `figures` lists the features whose static PNG/SVG files exist.
+/// (0-based): proportion and CI to 6 significant digits, p-values and
+/// enrichment to 4, z and weighted proportion to 5 (what the pages show). `figures` lists the features whose static PNG/SVG files exist.
 pub(crate) fn data_js(
     results: &AnalysisResults,
     title: &str,
@@ -113,11 +135,11 @@ pub(crate) fn data_js(
         grid(&mut o, "hits", &cells, |h| h.hits.to_string());
         grid(&mut o, "lo", &cells, |h| num(h.ci_low));
         grid(&mut o, "hi", &cells, |h| num(h.ci_high));
-        grid(&mut o, "pv", &cells, |h| num(h.p_value));
-        grid(&mut o, "np", &cells, |h| num(h.null_p_value));
-        grid(&mut o, "wz", &cells, |h| num(h.null_weighted_z));
-        grid(&mut o, "en", &cells, |h| num(h.enrichment));
-        grid(&mut o, "wp", &cells, |h| num(h.weighted_proportion));
+        grid(&mut o, "pv", &cells, |h| sig(h.p_value, 4));
+        grid(&mut o, "np", &cells, |h| sig(h.null_p_value, 4));
+        grid(&mut o, "wz", &cells, |h| sig(h.null_weighted_z, 5));
+        grid(&mut o, "en", &cells, |h| sig(h.enrichment, 4));
+        grid(&mut o, "wp", &cells, |h| sig(h.weighted_proportion, 5));
         grid(&mut o, "ex", &cells, |h| u8::from(h.excluded).to_string());
         grid(&mut o, "sig", &cells, |h| u8::from(h.significant).to_string());
         o.pop();
@@ -125,6 +147,41 @@ pub(crate) fn data_js(
     }
     o.push_str("]};\n");
     o
+}
+
+/// Appends `window.HEADSCAN.sequences = [{id, stem, peak}]` to `data.js`: the
+/// visualised sequences and, per head ("L-H", 1-based), its largest attention
+/// weight in each, so head pages can list where a head attends most.
+pub(crate) fn append_sequences(out: &mut String, views: &[super::sequences::SequenceView], stems: &[String]) {
+    if views.is_empty() {
+        return;
+    }
+    out.push_str("window.HEADSCAN.sequences=[");
+    for (k, (v, stem)) in views.iter().zip(stems).enumerate() {
+        if k > 0 {
+            out.push(',');
+        }
+        let _ = write!(
+            out,
+            "{{\"id\":{},\"stem\":{},\"peak\":{{",
+            string(&v.id),
+            string(stem)
+        );
+        let mut first = true;
+        for (l, h, arcs) in &v.heads {
+            let peak = arcs.iter().map(|a| a.2).fold(f32::NAN, f32::max);
+            if !peak.is_finite() {
+                continue;
+            }
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            let _ = write!(out, "\"{}-{}\":{}", l + 1, h + 1, num(f64::from(peak)));
+        }
+        out.push_str("}}");
+    }
+    out.push_str("];\n");
 }
 
 /// `head.html`: one head (chosen by the URL fragment, e.g. `#12-4`) across every feature.
@@ -142,8 +199,7 @@ pub(crate) fn head_page(title: &str) -> String {
          (θ-thresholded arcs) landing on the feature, the tick the background rate. \
          ★ marks a significant head (Bonferroni); excluded heads (too few arcs) are greyed.</p>\n\
          <div id=\"head-profile\" role=\"region\" aria-label=\"This head across features\"></div>\n\
-         <p class=\"meta\">Per-sequence attention is not stored with these results, \
-         so the sequences where this head aligns most cannot be listed.</p>\n\
+         <div id=\"head-sequences\"></div>\n\
          <script src=\"data.js\"></script>\n<script src=\"report.js\"></script>\n\
          </body>\n</html>\n"
     )

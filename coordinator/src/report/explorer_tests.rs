@@ -98,6 +98,7 @@ fn context() -> ReportContext {
         notes: vec![],
         threshold: 0.3,
         min_arcs: 100,
+        ..Default::default()
     }
 }
 
@@ -147,7 +148,7 @@ fn figures_go_to_the_features_with_the_most_significant_heads() {
 }
 
 #[test]
-fn data_js_numbers_round_to_six_significant_digits_and_nan_is_null() {
+fn data_js_numbers_keep_the_digits_the_pages_show_and_nan_is_null() {
     let mut r = synthetic(2, 2, 1);
     r.heads[0].proportion = 0.123_456_789;
     r.heads[1].proportion = f64::NAN;
@@ -168,6 +169,72 @@ fn data_js_numbers_round_to_six_significant_digits_and_nan_is_null() {
     assert_eq!(f["p"][0].as_f64(), Some(0.123457));
     assert!(f["p"][1].is_null());
     assert_eq!(f["p"][2].as_f64(), Some(0.0));
-    assert!(js.contains("1.23457e-300"), "tiny p-values keep their exponent");
+    assert!(
+        js.contains("1.235e-300"),
+        "tiny p-values keep their exponent (4 digits)"
+    );
     assert_eq!(json["n_layers"], 2);
+}
+
+/// Ten 300-residue sequences with 100 stored heads each and one arc ≥ 0.1 per
+/// query row (attention rows sum to 1, so a row holds at most ten; trained
+/// heads mostly hold one or two).
+fn ten_sequences() -> Vec<super::sequences::SequenceView> {
+    (0..10)
+        .map(|s| {
+            let n = 300u32;
+            super::sequences::SequenceView {
+                id: format!("P{s:05}_A"),
+                sequence: "ACDEFGHIKLMNPQRSTVWY".repeat(15),
+                ca: (0..3 * n).map(|k| (k as f32 * 1.37).sin() * 20.0).collect(),
+                binding_sites: vec![3, 40, 41, 200],
+                ptm_sites: vec![17],
+                heads: (0..100)
+                    .map(|k| {
+                        let arcs = (0..n)
+                            .map(|i| (i, (i * 7 + k) % n, 0.1 + (i % 90) as f32 / 100.0))
+                            .collect();
+                        (k / 16, k % 16, arcs)
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn with_ten_visualised_sequences_the_report_stays_under_5_mb() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ReportContext {
+        sequences: ten_sequences(),
+        ..context()
+    };
+    let files = write_report(&synthetic(30, 16, 25), &ctx, dir.path()).unwrap();
+    let total: u64 = files.iter().map(|f| std::fs::metadata(f).unwrap().len()).sum();
+    eprintln!(
+        "30 x 16 x 25 report with 10 sequences: {total} bytes in {} files",
+        files.len()
+    );
+    assert!(total < 5_000_000, "report is {total} bytes");
+    for s in 0..10 {
+        assert!(dir.path().join(format!("sequences/P{s:05}_A.html")).is_file());
+        assert!(dir.path().join(format!("sequences/P{s:05}_A.js")).is_file());
+    }
+    let index = std::fs::read_to_string(dir.path().join("index.html")).unwrap();
+    assert!(index.contains("href=\"sequences/P00000_A.html\""));
+    let data = std::fs::read_to_string(dir.path().join("data.js")).unwrap();
+    assert!(data.contains("window.HEADSCAN.sequences=[{\"id\":\"P00000_A\""));
+    // Pages reference only files that exist, relative to sequences/.
+    let page = std::fs::read_to_string(dir.path().join("sequences/P00003_A.html")).unwrap();
+    for r in [
+        "../report.css",
+        "../data.js",
+        "../report.js",
+        "P00003_A.js",
+        "../index.html",
+    ] {
+        assert!(page.contains(&format!("\"{r}\"")), "{r}");
+        assert!(dir.path().join("sequences").join(r).is_file(), "{r}");
+    }
+    assert!(!page.contains("http://") && !page.contains("https://"));
 }

@@ -62,6 +62,7 @@ pub(crate) fn index(
     context: &ReportContext,
     sections: &[FeatureSection<'_, '_>],
     with_aa: bool,
+    sequences: &[(&str, &str)],
 ) -> String {
     let title = title(context);
     let mut h = String::new();
@@ -148,6 +149,21 @@ pub(crate) fn index(
     }
 
     h.push_str(super::explorer::EXPLORER);
+    if !sequences.is_empty() {
+        h.push_str(
+            "<h2 id=\"sequences\">Sequences</h2>\n<p class=\"meta\">Attention of any head on these \
+             proteins, as arcs and on the Cα trace:</p>\n<ul>\n",
+        );
+        for (id, stem) in sequences {
+            let _ = writeln!(
+                h,
+                "<li><a href=\"sequences/{}.html\">{}</a></li>",
+                escape(stem),
+                escape(id)
+            );
+        }
+        h.push_str("</ul>\n");
+    }
     if sections.iter().any(|s| s.figures) {
         h.push_str(
             "<h2 id=\"figures\">Figures</h2>\n<p class=\"meta\">Static PNG and SVG figures for the \

@@ -76,6 +76,7 @@ pub async fn load_results(url: &str) -> Result<(AnalysisResults, ReportContext),
             .and_then(Value::as_f64)
             .unwrap_or(f64::NAN),
         min_arcs: config.get("min_arcs").and_then(Value::as_u64).unwrap_or(0),
+        ..Default::default()
     };
     Ok((results, context))
 }

@@ -35,6 +35,7 @@ mod html;
 mod load;
 mod png;
 mod scene;
+pub mod sequences;
 mod svg;
 #[cfg(test)]
 mod tests;
@@ -50,6 +51,8 @@ pub struct ReportContext {
     pub threshold: f64,
     /// min_arcs used for exclusion.
     pub min_arcs: u64,
+    /// Sequences with a page of their own (`sequences/<stem>.html`).
+    pub sequences: Vec<sequences::SequenceView>,
 }
 
 /// Errors writing the report.
@@ -107,8 +110,10 @@ pub fn write_report(
         write_figure(dir, html::AA_FIGURE, "", scene, &mut written)?;
     }
     let title = html::title(context);
+    let seq_stems = unique_stems(context.sequences.iter().map(|s| s.id.as_str()));
     let view_refs: Vec<_> = views.iter().collect();
-    let data = explorer::data_js(results, &title, &view_refs, &stems, &chosen);
+    let mut data = explorer::data_js(results, &title, &view_refs, &stems, &chosen);
+    explorer::append_sequences(&mut data, &context.sequences, &seq_stems);
     write_file(&dir.join("data.js"), data.as_bytes(), &mut written)?;
     write_file(&dir.join("report.js"), explorer::SCRIPT.as_bytes(), &mut written)?;
     write_file(&dir.join("report.css"), explorer::STYLE.as_bytes(), &mut written)?;
@@ -117,7 +122,23 @@ pub fn write_report(
         explorer::head_page(&title).as_bytes(),
         &mut written,
     )?;
-    let index = html::index(results, context, &sections, aa.is_some());
+    if !context.sequences.is_empty() {
+        let sub = dir.join("sequences");
+        std::fs::create_dir_all(&sub).map_err(|source| io_error(&sub, source))?;
+        for (view, stem) in context.sequences.iter().zip(&seq_stems) {
+            let js = sequences::data_js(view, results.n_layers, results.n_heads);
+            write_file(&sub.join(format!("{stem}.js")), js.as_bytes(), &mut written)?;
+            let page = sequences::page(view, stem, &title);
+            write_file(&sub.join(format!("{stem}.html")), page.as_bytes(), &mut written)?;
+        }
+    }
+    let seq_links: Vec<(&str, &str)> = context
+        .sequences
+        .iter()
+        .zip(&seq_stems)
+        .map(|(v, s)| (v.id.as_str(), s.as_str()))
+        .collect();
+    let index = html::index(results, context, &sections, aa.is_some(), &seq_links);
     write_file(&dir.join("index.html"), index.as_bytes(), &mut written)?;
     written.sort();
     Ok(written)

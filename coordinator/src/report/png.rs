@@ -82,7 +82,7 @@ pub(crate) fn encode_rgb(width: usize, height: usize, pixels: &[u8]) -> io::Resu
     let mut encoder = ::png::Encoder::new(&mut out, width as u32, height as u32);
     encoder.set_color(::png::ColorType::Rgb);
     encoder.set_depth(::png::BitDepth::Eight);
-    encoder.set_compression(::png::Compression::Balanced);
+    encoder.set_compression(::png::Compression::High);
     encoder.set_filter(::png::Filter::Adaptive);
     let mut writer = encoder.write_header().map_err(io::Error::other)?;
     writer.write_image_data(pixels).map_err(io::Error::other)?;

@@ -163,6 +163,7 @@ fn context() -> ReportContext {
         notes: vec!["random model: background-level alignment expected".into()],
         threshold: 0.3,
         min_arcs: 100,
+        ..Default::default()
     }
 }
 
@@ -442,6 +443,7 @@ fn degenerate_results_still_give_a_valid_report() {
         notes: vec!["".into(), "<b>".into()],
         threshold: f64::NAN,
         min_arcs: 0,
+        ..Default::default()
     };
     let dir = tempfile::tempdir().unwrap();
     let files = write_report(&one_layer, &ctx, dir.path()).unwrap();

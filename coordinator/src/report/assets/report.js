@@ -263,11 +263,150 @@
       });
       box.textContent = "";
       box.appendChild(t);
+      headSequences(l, h);
     }
+    window.addEventListener("hashchange", show);
+    show();
+  }
+
+
+  // ---------- head.html: the visualised sequences where this head attends most ----------
+  function headSequences(l, h) {
+    var box = document.getElementById("head-sequences");
+    if (!box || !D.sequences) { return; }
+    var key = label(l, h);
+    var rows = D.sequences.map(function (s) { return { s: s, w: s.peak[key] }; })
+      .filter(function (r) { return r.w !== undefined; })
+      .sort(function (a, b) { return b.w - a.w || (a.s.id < b.s.id ? -1 : 1); });
+    box.textContent = "";
+    box.appendChild(el("h2", {}, "Visualised sequences"));
+    if (rows.length === 0) { box.appendChild(el("p", { "class": "meta" }, "This head has no attention weight above the floor in the visualised sequences.")); return; }
+    var ul = el("ul");
+    rows.forEach(function (r) {
+      var li = el("li");
+      li.appendChild(el("a", { href: "sequences/" + r.s.stem + ".html#" + key }, r.s.id));
+      li.appendChild(document.createTextNode(" — strongest arc " + r.w.toFixed(2)));
+      ul.appendChild(li);
+    });
+    box.appendChild(ul);
+  }
+
+  // ---------- sequences/<id>.html: arcs and the Cα trace ----------
+  function decodeArcs(b64) {
+    var bin = atob(b64 || ""), out = [];
+    for (var k = 0; k + 4 < bin.length; k += 5) {
+      out.push([bin.charCodeAt(k) | (bin.charCodeAt(k + 1) << 8), bin.charCodeAt(k + 2) | (bin.charCodeAt(k + 3) << 8), bin.charCodeAt(k + 4) / 255]);
+    }
+    return out;
+  }
+  function sequencePage() {
+    var S = window.HEADSCAN_SEQ, pick = document.getElementById("seq-head");
+    if (!S || !pick) { return; }
+    var n = S.sequence.length, keys = Object.keys(S.heads);
+    keys.sort(function (a, b) { var x = a.split("-"), y = b.split("-"); return (x[0] - y[0]) || (x[1] - y[1]); });
+    keys.forEach(function (k) { pick.appendChild(el("option", { value: k }, k)); });
+    var binding = {}, ptm = {};
+    S.binding.forEach(function (i) { binding[i] = true; });
+    S.ptm.forEach(function (i) { ptm[i] = true; });
+    var ca = [], hasCa = false;
+    for (var i = 0; i < n; i++) {
+      var x = S.ca[3 * i], y = S.ca[3 * i + 1], z = S.ca[3 * i + 2];
+      if (x === undefined || x === null || y === null || z === null) { ca.push(null); } else { ca.push([x, y, z]); hasCa = true; }
+    }
+    function contact(a, b) {
+      if (!ca[a] || !ca[b] || Math.abs(a - b) < 6) { return false; }
+      var d = 0; for (var k = 0; k < 3; k++) { d += (ca[a][k] - ca[b][k]) * (ca[a][k] - ca[b][k]); }
+      return d < 64;
+    }
+    function residueColour(i) { return binding[i] ? "#e66100" : (ptm[i] ? "#5e3c99" : "#444"); }
+    var arcs = [];
+    function drawArcs() {
+      var box = document.getElementById("seq-arcs"), STEP = 12, LEFT = 10, BASE = 230, W = LEFT * 2 + n * STEP;
+      var svg = sv("svg", { xmlns: SVGNS, width: W, height: BASE + 40, viewBox: "0 0 " + W + " " + (BASE + 40), "font-family": "monospace", "font-size": "10" });
+      svg.appendChild(sv("rect", { width: W, height: BASE + 40, fill: "#fff" }));
+      arcs.forEach(function (a) {
+        var x1 = LEFT + a[0] * STEP + STEP / 2, x2 = LEFT + a[1] * STEP + STEP / 2, r = Math.abs(x2 - x1) / 2;
+        var hgt = Math.min(BASE - 10, r);
+        var d = "M" + x1 + "," + (BASE - 4) + " C" + x1 + "," + (BASE - 4 - hgt * 1.33) + " " + x2 + "," + (BASE - 4 - hgt * 1.33) + " " + x2 + "," + (BASE - 4);
+        var p = sv("path", { d: d, fill: "none", stroke: contact(a[0], a[1]) ? "#1f78b4" : "#888", "stroke-width": (0.5 + 4 * a[2]).toFixed(2), "stroke-opacity": (0.35 + 0.65 * a[2]).toFixed(2) });
+        p.appendChild(sv("title", {}, (a[0] + 1) + S.sequence[a[0]] + " → " + (a[1] + 1) + S.sequence[a[1]] + ": " + a[2].toFixed(2)));
+        svg.appendChild(p);
+      });
+      for (var i = 0; i < n; i++) {
+        svg.appendChild(sv("text", { x: LEFT + i * STEP + STEP / 2, y: BASE + 10, "text-anchor": "middle", fill: residueColour(i), "font-weight": binding[i] || ptm[i] ? "bold" : "normal" }, S.sequence[i]));
+        if ((i + 1) % 10 === 0) { svg.appendChild(sv("text", { x: LEFT + i * STEP + STEP / 2, y: BASE + 26, "text-anchor": "middle", fill: "#777" }, String(i + 1))); }
+      }
+      box.textContent = "";
+      box.appendChild(svg);
+    }
+    // 3D: orthographic projection of the Cα trace on a 2D canvas.
+    var canvas = document.getElementById("seq-3d"), ctx = canvas.getContext("2d");
+    var yaw = 0.6, pitch = 0.3, zoom = 1, centre = [0, 0, 0], radius = 1;
+    if (hasCa) {
+      var m = 0; ca.forEach(function (p) { if (p) { centre[0] += p[0]; centre[1] += p[1]; centre[2] += p[2]; m++; } });
+      centre = centre.map(function (v) { return v / m; });
+      ca.forEach(function (p) { if (p) { var d = Math.hypot(p[0] - centre[0], p[1] - centre[1], p[2] - centre[2]); if (d > radius) { radius = d; } } });
+    } else {
+      document.getElementById("seq-3d-note").textContent = "This record has no coordinates: no 3D view.";
+      canvas.style.display = "none";
+    }
+    function project(p) {
+      var x = p[0] - centre[0], y = p[1] - centre[1], z = p[2] - centre[2];
+      var cy = Math.cos(yaw), sy = Math.sin(yaw), cp = Math.cos(pitch), sp = Math.sin(pitch);
+      var x1 = cy * x + sy * z, z1 = -sy * x + cy * z;
+      var y1 = cp * y - sp * z1, z2 = sp * y + cp * z1;
+      var s = zoom * Math.min(canvas.width, canvas.height) * 0.45 / radius;
+      return [canvas.width / 2 + s * x1, canvas.height / 2 - s * y1, z2];
+    }
+    function draw3d() {
+      if (!hasCa) { return; }
+      ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, canvas.width, canvas.height);
+      var P = ca.map(function (p) { return p ? project(p) : null; });
+      ctx.lineWidth = 2; ctx.strokeStyle = "#b8b8b8"; ctx.beginPath();
+      var open = false;
+      P.forEach(function (p) { if (!p) { open = false; return; } if (open) { ctx.lineTo(p[0], p[1]); } else { ctx.moveTo(p[0], p[1]); open = true; } });
+      ctx.stroke();
+      arcs.forEach(function (a) {
+        var p = P[a[0]], q = P[a[1]];
+        if (!p || !q || a[0] === a[1]) { return; }
+        ctx.strokeStyle = contact(a[0], a[1]) ? "rgba(31,120,180," + (0.35 + 0.65 * a[2]).toFixed(2) + ")" : "rgba(230,97,0," + (0.3 + 0.6 * a[2]).toFixed(2) + ")";
+        ctx.lineWidth = 0.5 + 6 * a[2];
+        ctx.beginPath(); ctx.moveTo(p[0], p[1]); ctx.lineTo(q[0], q[1]); ctx.stroke();
+      });
+      P.forEach(function (p, i) {
+        if (!p) { return; }
+        ctx.fillStyle = binding[i] ? "#e66100" : (ptm[i] ? "#5e3c99" : "#666");
+        var r = binding[i] || ptm[i] ? 4 : 2;
+        ctx.beginPath(); ctx.arc(p[0], p[1], r, 0, 2 * Math.PI); ctx.fill();
+      });
+    }
+    var drag = null;
+    canvas.addEventListener("mousedown", function (e) { drag = [e.clientX, e.clientY]; });
+    window.addEventListener("mouseup", function () { drag = null; });
+    window.addEventListener("mousemove", function (e) {
+      if (!drag) { return; }
+      yaw += (e.clientX - drag[0]) * 0.01; pitch += (e.clientY - drag[1]) * 0.01; drag = [e.clientX, e.clientY]; draw3d();
+    });
+    canvas.addEventListener("wheel", function (e) { zoom *= e.deltaY < 0 ? 1.1 : 1 / 1.1; draw3d(); e.preventDefault(); }, { passive: false });
+    canvas.addEventListener("keydown", function (e) {
+      var k = e.key;
+      if (k === "ArrowLeft") { yaw -= 0.1; } else if (k === "ArrowRight") { yaw += 0.1; } else if (k === "ArrowUp") { pitch -= 0.1; } else if (k === "ArrowDown") { pitch += 0.1; } else if (k === "+" || k === "=") { zoom *= 1.1; } else if (k === "-") { zoom /= 1.1; } else { return; }
+      e.preventDefault(); draw3d();
+    });
+    function show() {
+      var key = location.hash.slice(1);
+      if (!S.heads.hasOwnProperty(key)) { key = keys[0]; }
+      if (key === undefined) { return; }
+      pick.value = key;
+      arcs = decodeArcs(S.heads[key]);
+      drawArcs(); draw3d();
+    }
+    pick.addEventListener("change", function () { location.hash = pick.value; });
     window.addEventListener("hashchange", show);
     show();
   }
 
   explorer();
   headPage();
+  sequencePage();
 })();
