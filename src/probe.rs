@@ -1,6 +1,7 @@
 //! `headscan probe`: per-layer linear probes on frozen residue embeddings
 //! (Vig et al. 2021 §5): ss4 (per-class and macro F1), binding sites and PTMs
-//! (precision at L/20). Embeddings are extracted once to `OUT/embeddings/`;
+//! (precision at L/20), contacts (pair features |e_i − e_j| and e_i ⊙ e_j;
+//! precision at L/5 over |i − j| ≥ 6 and per ESM range). Embeddings are extracted once to `OUT/embeddings/`;
 //! each probe is then fitted by Newton's method on gradients and Hessians
 //! summed shard by shard, so only one shard is in memory at a time.
 
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use headscan_coordinator::dataset::Dataset;
+use headscan_coordinator::probe::contacts::{ContactTruth, contact_design, contact_scores};
 use headscan_coordinator::probe::logreg::{
     Design, FitError, FitOptions, Partial, Weights, balanced_class_weights, fit, partial,
 };
@@ -17,6 +19,7 @@ use headscan_coordinator::probe::output::{
 };
 use headscan_coordinator::probe::tasks::{Task, is_train};
 use headscan_proto::embeddings::{EmbeddingManifest, EmbeddingRows, read_embeddings};
+use headscan_proto::features::ContactRule;
 use headscan_proto::probe_metrics::{
     ClassCounts, ContactRange, PrecisionCounts, f1_metric_name, precision_metric_name, token_precision_at,
 };
@@ -39,7 +42,7 @@ pub struct ProbeArgs {
     /// Canonical dataset URL.
     #[arg(long)]
     dataset: Option<String>,
-    /// Comma-separated tasks: ss4, binding_site, ptm [config default: all three].
+    /// Comma-separated tasks: ss4, binding_site, ptm, contact [config default: ss4,binding_site,ptm].
     #[arg(long)]
     tasks: Option<String>,
     /// Layers: `all` or 0-based numbers and ranges [config default: all].
@@ -120,6 +123,7 @@ fn config(args: &ProbeArgs) -> anyhow::Result<ProbeConfig> {
 /// One shard's labels (by record id) and embeddings.
 struct ShardData {
     labels: HashMap<String, Vec<Option<usize>>>,
+    contacts: HashMap<String, ContactTruth>,
     rows: EmbeddingRows,
 }
 
@@ -138,10 +142,22 @@ impl Shards<'_> {
             .iter()
             .filter_map(|r| task.labels(r).map(|l| (r.id.clone(), l)))
             .collect();
+        let contacts = if task == Task::Contact {
+            records
+                .iter()
+                .filter_map(|r| ContactTruth::of(r, ContactRule::default()).map(|t| (r.id.clone(), t)))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let url = &self.manifest.shards[index].url;
         let bytes = self.embeddings.get(url).await?;
         let rows = read_embeddings(bytes, &self.embeddings.child_url(url))?;
-        Ok(ShardData { labels, rows })
+        Ok(ShardData {
+            labels,
+            contacts,
+            rows,
+        })
     }
 
     fn load_blocking(&self, index: usize, task: Task) -> anyhow::Result<ShardData> {
@@ -153,6 +169,11 @@ impl Shards<'_> {
 /// Training rows of one layer of a shard.
 fn design(data: &ShardData, layer: i32, seed: u64, fraction: f64, train: bool) -> Design {
     let rows = &data.rows;
+    if !data.contacts.is_empty() {
+        return contact_design(rows, layer, &data.contacts, |id| {
+            is_train(id, seed, fraction) == train
+        });
+    }
     let mut d = Design::new(rows.dim);
     let mut x = vec![0.0; rows.dim];
     for r in 0..rows.len() {
@@ -178,11 +199,17 @@ fn design(data: &ShardData, layer: i32, seed: u64, fraction: f64, train: bool) -
 struct Scores {
     classes: Option<ClassCounts>,
     at_l20: PrecisionCounts,
+    contact_at_l5: [PrecisionCounts; 4],
     n_eval: u64,
 }
 
 fn score_shard(data: &ShardData, task: Task, w: &Weights, layer: i32, cfg: &ProbeConfig, acc: &mut Scores) {
     let rows = &data.rows;
+    if task == Task::Contact {
+        let validation = |id: &str| !is_train(id, cfg.seed, cfg.train_fraction);
+        acc.n_eval += contact_scores(rows, layer, &data.contacts, validation, w, &mut acc.contact_at_l5);
+        return;
+    }
     // Validation residues grouped by record, in row order.
     let mut per_record: Vec<(String, Vec<(usize, Vec<f64>)>)> = Vec::new();
     for r in 0..rows.len() {
@@ -325,12 +352,18 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<()> {
             } else {
                 vec![1.0; counts.len()]
             };
-            let params = (task.n_classes() - 1) * (manifest.dim + 1);
+            // Pair features of the contact probe are |e_i − e_j| and e_i ⊙ e_j.
+            let dim = if task == Task::Contact {
+                2 * manifest.dim
+            } else {
+                manifest.dim
+            };
+            let params = (task.n_classes() - 1) * (dim + 1);
             let opts = FitOptions {
                 l2: cfg.l2,
                 ..FitOptions::default()
             };
-            let fitted = fit(task.n_classes(), manifest.dim, &opts, |w| {
+            let fitted = fit(task.n_classes(), dim, &opts, |w| {
                 let mut sum = Partial::zeros(params);
                 for i in 0..n_shards {
                     let data = shards
@@ -369,6 +402,14 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<()> {
                     }
                 }
                 (None, Task::Ss4) => table.push(row("f1_macro".into(), f64::NAN)),
+                (_, Task::Contact) => {
+                    for (p, range) in scores.contact_at_l5.iter().zip(ContactRange::ALL) {
+                        table.push(row(
+                            precision_metric_name(5, range),
+                            p.precision().unwrap_or(f64::NAN),
+                        ));
+                    }
+                }
                 _ => table.push(row(
                     precision_metric_name(20, ContactRange::All),
                     scores.at_l20.precision().unwrap_or(f64::NAN),
@@ -385,7 +426,7 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<()> {
                 layer,
                 kind: "embedding".into(),
                 classes: task.class_names().iter().map(|s| s.to_string()).collect(),
-                dim: manifest.dim,
+                dim,
                 weights: fitted.weights.w,
                 class_weights,
                 iterations: fitted.iterations,

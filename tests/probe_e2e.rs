@@ -301,3 +301,65 @@ fn ss4_probe_is_within_0_02_of_scikit_learn() {
         );
     }
 }
+
+#[test]
+fn contact_probe_on_structures_reports_precision_at_l_over_5_by_range() {
+    let Some(data) = test_data() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pdb");
+    std::fs::create_dir(&dir).unwrap();
+    for f in [
+        "1vfy.pdb", "1rmd.pdb", "1aki.pdb", "1aku.pdb", "1k6p.pdb", "1vsn.pdb",
+    ] {
+        std::os::unix::fs::symlink(data.join("structures").join(f), dir.join(f)).unwrap();
+    }
+    let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+    ingest_ok("structures", &dir, &one, &["--shard-rows", "100"]);
+    ingest_ok("structures", &dir, &two, &["--shard-rows", "3"]);
+    let (o1, o2) = (tmp.path().join("p1"), tmp.path().join("p2"));
+    let w1 = probe(&one, &o1, &["--tasks", "contact", "--layers", "1", "--seed", "1"]);
+    let w2 = probe(&two, &o2, &["--tasks", "contact", "--layers", "1", "--seed", "1"]);
+    assert_eq!(w1[0].dim, 64, "pair features: 2 × hidden 32");
+    let d = w1[0]
+        .weights
+        .iter()
+        .zip(&w2[0].weights)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(d < 1e-6, "1 vs several shards: {d:e}");
+    let t = read(&o1.join("probes.parquet"));
+    assert_eq!(
+        strings(&t, "metric"),
+        [
+            "precision_at_L/5",
+            "precision_at_L/5:short",
+            "precision_at_L/5:medium",
+            "precision_at_L/5:long"
+        ]
+    );
+    let v = t
+        .column_by_name("value")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap();
+    assert!((0.0..=1.0).contains(&v.value(0)), "{}", v.value(0));
+    let n = t
+        .column_by_name("n_train")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<UInt64Array>()
+        .unwrap();
+    let e = t
+        .column_by_name("n_eval")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<UInt64Array>()
+        .unwrap();
+    assert!(
+        n.value(0) > 0 && e.value(0) > 0,
+        "pairs trained {} scored {}",
+        n.value(0),
+        e.value(0)
+    );
+}

@@ -5,9 +5,11 @@
 //!   Newton's method on gradients and Hessians summed over shards;
 //! - [`tasks`]: per-residue tasks (ss4, binding sites, PTMs) and the seeded
 //!   record-level train/validation split;
+//! - [`contacts`]: pair features and labels of the contact probe;
 //! - [`output`]: the `headscan probe` config and its tables
 //!   (`split.parquet`, `probes.parquet`, `weights.json`).
 
+pub mod contacts;
 pub mod logreg;
 pub mod output;
 pub mod tasks;

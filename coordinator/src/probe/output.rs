@@ -19,7 +19,7 @@ pub struct ProbeConfig {
     pub model: String,
     /// Canonical dataset URL.
     pub dataset: String,
-    /// Tasks: ss4, binding_site, ptm.
+    /// Tasks: ss4, binding_site, ptm, contact.
     pub tasks: Vec<String>,
     /// Layers: `all` or 0-based numbers and ranges.
     pub layers: String,

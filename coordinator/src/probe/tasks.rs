@@ -14,6 +14,8 @@ pub enum Task {
     BindingSite,
     /// Post-translationally modified or not.
     Ptm,
+    /// Residue pairs in contact or not (pair features; see [`super::contacts`]).
+    Contact,
 }
 
 impl Task {
@@ -23,6 +25,7 @@ impl Task {
             Task::Ss4 => "ss4",
             Task::BindingSite => "binding_site",
             Task::Ptm => "ptm",
+            Task::Contact => "contact",
         }
     }
 
@@ -30,7 +33,7 @@ impl Task {
     pub fn n_classes(self) -> usize {
         match self {
             Task::Ss4 => 4,
-            Task::BindingSite | Task::Ptm => 2,
+            Task::BindingSite | Task::Ptm | Task::Contact => 2,
         }
     }
 
@@ -41,15 +44,17 @@ impl Task {
                 .iter()
                 .map(|c| c.feature_name().trim_start_matches("ss4:"))
                 .collect(),
-            Task::BindingSite | Task::Ptm => vec!["no", "yes"],
+            Task::BindingSite | Task::Ptm | Task::Contact => vec!["no", "yes"],
         }
     }
 
     /// Per-residue classes of a record (`None` where a residue has no label,
-    /// or the record carries no annotation for this task at all).
+    /// or the record carries no annotation for this task at all; always
+    /// `None` for the pair task [`Task::Contact`]).
     pub fn labels(self, record: &ProteinRecord) -> Option<Vec<Option<usize>>> {
         let n = record.len();
         match self {
+            Task::Contact => None,
             Task::Ss4 => {
                 let ss8 = record.ss8.as_ref()?;
                 Some(
@@ -86,8 +91,9 @@ impl std::str::FromStr for Task {
             "ss4" => Ok(Task::Ss4),
             "binding_site" => Ok(Task::BindingSite),
             "ptm" => Ok(Task::Ptm),
+            "contact" => Ok(Task::Contact),
             other => Err(format!(
-                "unknown probe task `{other}` (expected ss4, binding_site or ptm)"
+                "unknown probe task `{other}` (expected ss4, binding_site, ptm or contact)"
             )),
         }
     }
@@ -134,7 +140,8 @@ mod tests {
             Task::Ss4.class_names(),
             vec!["helix", "strand", "turn_bend", "coil"]
         );
-        assert!("contact".parse::<Task>().is_err());
+        assert_eq!("contact".parse::<Task>(), Ok(Task::Contact));
+        assert!("contacts".parse::<Task>().is_err());
     }
 
     #[test]
