@@ -76,11 +76,12 @@ async fn job_source(results: &str) -> anyhow::Result<(String, String, usize)> {
     Ok((text("model"), text("dataset"), max_len))
 }
 
-/// The records named by --visualize, in the order given.
-async fn find_records(url: &str, ids: &[String]) -> anyhow::Result<Vec<ProteinRecord>> {
+/// The records named by --visualize, in the order given (duplicates and blanks dropped).
+pub(crate) async fn find_records(url: &str, ids: &[String]) -> anyhow::Result<Vec<ProteinRecord>> {
     let dataset = Dataset::open(url)
         .await
         .with_context(|| format!("cannot open the dataset {url}"))?;
+    let ids = unique_ids(ids);
     let wanted: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
     let mut found: Vec<ProteinRecord> = Vec::new();
     for shard in &dataset.manifest.shards {
@@ -121,29 +122,47 @@ fn chosen_heads(results: &AnalysisResults, all: bool) -> BTreeSet<(u32, u32)> {
     heads
 }
 
-/// Runs the model on each chosen record and keeps the chosen heads' arcs ≥ the display floor.
-async fn sequence_views(args: &ReportArgs, results: &AnalysisResults) -> anyhow::Result<Vec<SequenceView>> {
-    let mut ids: Vec<String> = Vec::new();
-    for id in args.visualize.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        if !ids.iter().any(|x| x == id) {
-            ids.push(id.to_string());
+/// Ids in the order given, trimmed, without blanks or repeats.
+fn unique_ids(ids: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for id in ids.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        if !out.iter().any(|x| x == id) {
+            out.push(id.to_string());
         }
     }
+    out
+}
+
+/// Runs the model named by the flags (default: the job's) on each chosen record.
+async fn sequence_views(args: &ReportArgs, results: &AnalysisResults) -> anyhow::Result<Vec<SequenceView>> {
     let (job_model, job_dataset, max_len) = job_source(&args.results).await?;
     let model_url = args.model.clone().unwrap_or(job_model);
     let dataset_url = args.dataset.clone().unwrap_or(job_dataset);
-    let records = find_records(&dataset_url, &ids).await?;
-    let device = headscan_worker::attention::parse_device(&args.device)?;
+    let records = find_records(&dataset_url, &args.visualize).await?;
+    let device_handle = headscan_worker::attention::parse_device(&args.device)?;
     let dir = headscan_worker::fetch::resolve_model(&model_url)
         .await
         .with_context(|| format!("cannot fetch model {model_url}"))?;
-    let model = headscan_worker::models::load_model(&dir, &device)
+    let model = headscan_worker::models::load_model(&dir, &device_handle)
         .with_context(|| format!("cannot load model {}", dir.display()))?;
-    let heads = chosen_heads(results, args.all_heads);
+    views_of(&model, &records, results, args.all_heads, max_len, &args.device)
+}
+
+/// Each record's attention under `model`, keeping the chosen heads' arcs ≥ the display floor.
+fn views_of(
+    model: &headscan_worker::models::LoadedModel,
+    records: &[ProteinRecord],
+    results: &AnalysisResults,
+    all_heads: bool,
+    max_len: usize,
+    device: &str,
+) -> anyhow::Result<Vec<SequenceView>> {
+    let device = &headscan_worker::attention::parse_device(device)?;
+    let heads = chosen_heads(results, all_heads);
     let mut views = Vec::new();
     for r in records {
         let dense =
-            headscan_worker::attention::sequence_attention(&model, &r.sequence, max_len, false, &device)
+            headscan_worker::attention::sequence_attention(model, &r.sequence, max_len, false, device)
                 .with_context(|| format!("attention of {}", r.id))?;
         let [nl, nh, n, n2] = dense.shape;
         anyhow::ensure!(n == n2, "attention of {} is not square", r.id);
@@ -188,4 +207,40 @@ fn positions(p: Option<&[i32]>, n: usize) -> Vec<u32> {
         .filter(|&&i| i >= 0 && (i as usize) < n)
         .map(|&i| i as u32)
         .collect()
+}
+
+/// After `headscan run`: rewrites the job's report under `out_url` with a page
+/// per record of `records` (from config `visualize` / `--visualize`), using the
+/// model the run loaded.
+pub(crate) async fn add_sequence_pages(
+    out_url: &str,
+    records: &[ProteinRecord],
+    model: &headscan_worker::models::LoadedModel,
+    max_len: usize,
+    device: &str,
+) -> anyhow::Result<()> {
+    let (results, mut context) = load_results(out_url)
+        .await
+        .with_context(|| format!("cannot read the results at {out_url}"))?;
+    context.sequences = views_of(model, records, &results, false, max_len, device)?;
+    let out = Location::parse(out_url)?;
+    let scratch = tempfile::tempdir()?;
+    let dir = match out.local_dir() {
+        Some(d) => d.join("report"),
+        None => scratch.path().join("report"),
+    };
+    let files = write_report(&results, &context, &dir)?;
+    if out.local_dir().is_none() {
+        for f in &files {
+            let rel = f
+                .strip_prefix(&dir)
+                .unwrap_or(f)
+                .to_string_lossy()
+                .replace('\\', "/");
+            out.put(&format!("report/{rel}"), std::fs::read(f)?.into())
+                .await?;
+        }
+    }
+    tracing::info!(sequences = records.len(), "sequence pages written");
+    Ok(())
 }

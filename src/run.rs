@@ -68,11 +68,17 @@ pub async fn run(cfg: RunConfig, progress_bar: bool) -> anyhow::Result<()> {
             cfg.sample
         );
     }
+    // Records to visualise are found before any model work (an unknown id is an error).
+    let visualize = if cfg.visualize.is_empty() {
+        Vec::new()
+    } else {
+        crate::report::find_records(&dataset_url, &cfg.visualize).await?
+    };
     // The model is loaded once, before any task, and shared by the workers.
     let device = headscan_worker::attention::parse_device(&cfg.device)?;
     let models = Arc::new(ModelCache::default());
     let worker_metrics = Arc::new(WorkerMetrics::default());
-    models
+    let loaded = models
         .get(&model_url, &device, &worker_metrics)
         .await
         .map_err(anyhow::Error::msg)?;
@@ -131,6 +137,16 @@ pub async fn run(cfg: RunConfig, progress_bar: bool) -> anyhow::Result<()> {
     let status = outcome?;
     match JobState::try_from(status.state) {
         Ok(JobState::Succeeded) => {
+            if !visualize.is_empty() {
+                crate::report::add_sequence_pages(
+                    &status.output,
+                    &visualize,
+                    &loaded.model,
+                    cfg.max_len,
+                    &cfg.device,
+                )
+                .await?;
+            }
             tracing::info!(sequences = status.sequences_done, out = %status.output, "run finished");
             Ok(())
         }
@@ -244,6 +260,9 @@ pub struct RunArgs {
     /// Sequences per forward pass.
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Record ids that get a page in the report: attention as arcs and on the Cα trace (run only).
+    #[arg(long, value_delimiter = ',')]
+    pub visualize: Option<Vec<String>>,
 }
 
 impl RunArgs {
@@ -267,7 +286,8 @@ impl RunArgs {
             workers,
             device,
             batch_size,
-            features
+            features,
+            visualize
         );
         if self.model.is_some() {
             c.model = self.model;

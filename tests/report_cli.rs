@@ -260,4 +260,60 @@ fn visualize_writes_a_page_per_sequence_with_coordinates() {
     ]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("9zzz.Q"));
+
+    // `headscan run --visualize` writes the same pages into the job's report.
+    let job2 = dir.path().join("job2");
+    let o = headscan(&[
+        "run",
+        "--config",
+        root.join("configs/demo.toml").to_str().unwrap(),
+        "--model",
+        root.join("tests/fixtures/models/esm2").to_str().unwrap(),
+        "--dataset",
+        ds.to_str().unwrap(),
+        "--out",
+        job2.to_str().unwrap(),
+        "--features",
+        "contact",
+        "--visualize",
+        "1acj.A",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        files(&job2.join("report/sequences")),
+        files(&out.join("sequences"))
+    );
+    assert_eq!(files(&job2.join("report")), files(&out));
+    // An unknown id fails the run before any model work, naming it.
+    let o = headscan(&[
+        "run",
+        "--config",
+        root.join("configs/demo.toml").to_str().unwrap(),
+        "--model",
+        root.join("tests/fixtures/models/esm2").to_str().unwrap(),
+        "--dataset",
+        ds.to_str().unwrap(),
+        "--out",
+        dir.path().join("job3").to_str().unwrap(),
+        "--features",
+        "contact",
+        "--visualize",
+        "9zzz.Q",
+    ]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("9zzz.Q"));
+    assert!(!dir.path().join("job3/summary.json").exists());
+    // submit refuses it with the way to get the pages.
+    let o = headscan(&[
+        "submit",
+        "--coordinator",
+        "http://127.0.0.1:9",
+        "--model",
+        "m",
+        "--dataset",
+        "d",
+        "--visualize",
+        "1acj.A",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("headscan report"), "{err}");
 }

@@ -85,6 +85,11 @@ pub struct RunConfig {
     pub contact: ContactConfig,
     /// Notes shown at the top of the report.
     pub notes: Vec<String>,
+    /// Record ids that get a page each in the report (`report/sequences/<id>.html`:
+    /// a head's attention as arcs and on the Cα trace). `headscan run` only; for
+    /// a cluster job use `headscan report --visualize` once it has finished.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub visualize: Vec<String>,
 }
 
 impl Default for RunConfig {
@@ -107,6 +112,7 @@ impl Default for RunConfig {
             top_k: 10,
             contact: ContactConfig::default(),
             notes: Vec::new(),
+            visualize: Vec::new(),
         }
     }
 }
