@@ -280,37 +280,20 @@ pub async fn results(cmd: ResultsCommand) -> anyhow::Result<()> {
         } => return print_top(&results, &feature, top).await,
     };
     let mut jobs = client.jobs()?;
+    if matrix {
+        let all = jobs
+            .list(ListJobsRequest {})
+            .await
+            .map_err(|s| call_error(&client.coordinator, s))?
+            .into_inner();
+        return print_matrix(&all.jobs);
+    }
     let list = jobs
         .results(ResultsRequest {})
         .await
         .map_err(|s| call_error(&client.coordinator, s))?
         .into_inner();
     let mut out = std::io::stdout().lock();
-    if matrix {
-        // Latest succeeded job per (model, dataset); results are oldest first.
-        let mut cells = std::collections::BTreeMap::new();
-        for r in &list.results {
-            cells.insert((r.model.clone(), r.dataset.clone()), r.job_id.clone());
-        }
-        let datasets: std::collections::BTreeSet<&String> = cells.keys().map(|(_, d)| d).collect();
-        let models: std::collections::BTreeSet<&String> = cells.keys().map(|(m, _)| m).collect();
-        write!(out, "model \\ dataset")?;
-        for d in &datasets {
-            write!(out, "\t{d}")?;
-        }
-        writeln!(out)?;
-        for m in &models {
-            write!(out, "{m}")?;
-            for d in &datasets {
-                let cell = cells
-                    .get(&((*m).clone(), (*d).clone()))
-                    .map_or("-", String::as_str);
-                write!(out, "\t{cell}")?;
-            }
-            writeln!(out)?;
-        }
-        return Ok(());
-    }
     writeln!(
         out,
         "{:<20} {:>10}  {:<40} output",
@@ -330,6 +313,54 @@ pub async fn results(cmd: ResultsCommand) -> anyhow::Result<()> {
                 format!(" (missing {} shard(s))", r.missing_shards.len())
             }
         )?;
+    }
+    Ok(())
+}
+
+/// `results list --matrix`: models (rows) × datasets (columns; a named job,
+/// e.g. one analysis of the registry watch, gets its own column `dataset
+/// [name]`), each cell the latest job's state, model digest (first 12 hex
+/// digits) and output URL, tab-separated; `-` where no job ran.
+fn print_matrix(jobs: &[JobStatus]) -> anyhow::Result<()> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut cells: BTreeMap<(String, String), &JobStatus> = BTreeMap::new();
+    for j in jobs {
+        let column = if j.name.is_empty() {
+            j.dataset.clone()
+        } else {
+            format!("{} [{}]", j.dataset, j.name)
+        };
+        let cell = cells.entry((j.model.clone(), column)).or_insert(j);
+        if (j.created_unix_ms, &j.job_id) > (cell.created_unix_ms, &cell.job_id) {
+            *cell = j;
+        }
+    }
+    let columns: BTreeSet<&String> = cells.keys().map(|(_, d)| d).collect();
+    let models: BTreeSet<&String> = cells.keys().map(|(m, _)| m).collect();
+    let mut out = std::io::stdout().lock();
+    write!(out, "model \\ dataset")?;
+    for d in &columns {
+        write!(out, "\t{d}")?;
+    }
+    writeln!(out)?;
+    for m in &models {
+        write!(out, "{m}")?;
+        for d in &columns {
+            match cells.get(&((*m).clone(), (*d).clone())) {
+                Some(j) => {
+                    let state = state_name(j.state);
+                    let digest = j.model_digest.strip_prefix("sha256:").unwrap_or(&j.model_digest);
+                    let digest = if digest.is_empty() {
+                        "-"
+                    } else {
+                        &digest[..digest.len().min(12)]
+                    };
+                    write!(out, "\t{state} {digest} {}", j.output)?;
+                }
+                None => write!(out, "\t-")?,
+            }
+        }
+        writeln!(out)?;
     }
     Ok(())
 }

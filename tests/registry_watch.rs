@@ -169,6 +169,34 @@ fn registry_triggers_once_per_change_and_reuses_the_rest() {
         std::thread::sleep(Duration::from_millis(200));
     }
     settle(&c.url, 8);
+
+    // The matrix: one model row, a column per dataset × analysis, each cell
+    // the latest job's state, model digest and output.
+    let o = headscan(&["results", "list", "--matrix", "--coordinator", &c.url]);
+    let matrix = String::from_utf8_lossy(&o.stdout).into_owned();
+    let lines: Vec<&str> = matrix.lines().collect();
+    assert_eq!(lines.len(), 2, "{matrix}");
+    assert_eq!(lines[0].split('\t').count(), 5, "{matrix}");
+    assert!(
+        lines[0].contains(" [aa]") && lines[0].contains(" [contact]"),
+        "{matrix}"
+    );
+    let digests: BTreeSet<&str> = ledger
+        .iter()
+        .map(|l| l["model_digest"].as_str().unwrap())
+        .collect();
+    for cell in lines[1].split('\t').skip(1) {
+        let parts: Vec<&str> = cell.split(' ').collect();
+        assert_eq!(parts.len(), 3, "{cell}");
+        assert_eq!(parts[0], "succeeded", "{matrix}");
+        assert!(
+            digests
+                .iter()
+                .any(|d| d.starts_with(&format!("sha256:{}", parts[1]))),
+            "{cell}"
+        );
+        assert!(Path::new(parts[2]).join("heads.parquet").is_file(), "{cell}");
+    }
     let out = ledger
         .iter()
         .map(|l| l["output"].as_str().unwrap())

@@ -285,8 +285,8 @@ impl Watcher {
                         &key[..16]
                     ));
                     cfg.out = Some(output.clone());
-                    let mut spec =
-                        spec_from_config(&cfg, &format!("registry {model} {}", analysis.name), false)?;
+                    // The job name is the analysis: `results list --matrix` gives it a column.
+                    let mut spec = spec_from_config(&cfg, &analysis.name, false)?;
                     spec.model_digest = model_digest.clone();
                     let (job, _) = self.coordinator.submit(spec, false).await?;
                     let entry = LedgerEntry {

@@ -621,6 +621,11 @@ fn status_of(row: &JobRow, p: &JobProgress, missing: Vec<String>, live: u32) -> 
         workers_live: live,
         model: row.spec.model.clone(),
         dataset: row.spec.dataset.clone(),
+        model_digest: if row.model_digest.is_empty() {
+            row.spec.model_digest.clone()
+        } else {
+            row.model_digest.clone()
+        },
     }
 }
 

@@ -126,4 +126,28 @@ out=$("$hs" reduce --plan s3://headscan/plan | tail -n 1)
 fetch "plan/jobs" "$work/plan-jobs" >/dev/null
 [ "$(find "$work/plan-jobs" -path '*/commits/*.json' | wc -l)" -eq "$n" ] || { echo "FAIL: expected $n commit markers"; exit 1; }
 same_tables "$work/local-out" plan-out "plan/task/reduce on s3://"
+
+# The registry watch on S3: a model under s3://headscan/registry triggers
+# exactly one job (one dataset × one analysis), and re-polling none.
+py "$root/tests/fixtures/models/esm2" <<'PY'
+import boto3, os, sys, pathlib
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+src = pathlib.Path(sys.argv[1])
+for name in ["model.safetensors", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "config.json"]:
+    s3.upload_file(str(src / name), "headscan", "registry/m1/" + name)
+PY
+printf 'datasets = ["s3://headscan/ds"]\n[[analysis]]\nname = "aa"\nfeatures = ["aa"]\n' > "$work/recompute.toml"
+HEADSCAN_CACHE=$work/cache "$hs" coordinator --listen 127.0.0.1:0 --state "$work/state2.db" --store s3://headscan/store2 \
+    --watch-models s3://headscan/registry --recompute "$work/recompute.toml" --poll-s 0.2 \
+    > "$work/coordinator2.out" 2> "$work/coordinator2.log" &
+pids+=($!)
+for _ in $(seq 1 100); do grep -q '127.0.0.1:' "$work/coordinator2.out" 2>/dev/null && break; sleep 0.1; done
+url2=http://$(head -n 1 "$work/coordinator2.out" | awk '{print $NF}')
+count_jobs() { "$hs" status --coordinator "$url2" | grep -c '^j-' || true; }
+for _ in $(seq 1 150); do [ "$(count_jobs)" -ge 1 ] && break; sleep 0.2; done
+sleep 2
+[ "$(count_jobs)" -eq 1 ] || { echo "FAIL: the S3 registry gave $(count_jobs) jobs, expected 1"; cat "$work/coordinator2.log"; exit 1; }
+rm -rf "$work/ledger" && fetch store2/registry "$work/ledger" >/dev/null
+[ "$(find "$work/ledger" -maxdepth 1 -name '*.json' | wc -l)" -eq 1 ] || { echo "FAIL: expected one ledger entry on S3"; exit 1; }
+echo "ok: the registry on s3:// triggered exactly one job, ledger on s3://"
 echo "s3: every job on s3:// equals the same job on local files"
