@@ -124,13 +124,13 @@ fn data_js_carries_the_numbers_of_heads_parquet() {
             let cell = layer.value(i) as usize * n_heads + head.value(i) as usize;
             assert_eq!(f["arcs"][cell].as_u64(), Some(arcs.value(i)));
             for (key, column, rel) in [
-                // Significant digits kept: 6 for proportions and CIs, 4 for p-values, 5 for z.
+                // 6 significant digits are kept.
                 ("p", "proportion", 6e-6),
                 ("lo", "ci_low", 6e-6),
                 ("hi", "ci_high", 6e-6),
-                ("pv", "p_value", 6e-4),
-                ("np", "null_p_value", 6e-4),
-                ("wz", "null_weighted_z", 6e-5),
+                ("pv", "p_value", 6e-6),
+                ("np", "null_p_value", 6e-6),
+                ("wz", "null_weighted_z", 6e-6),
             ] {
                 let c = col(column);
                 let v = c.as_any().downcast_ref::<Float64Array>().unwrap().value(i);

@@ -79,8 +79,8 @@ fn grid<T>(out: &mut String, key: &str, cells: &[Option<T>], f: impl Fn(&T) -> S
 
 /// `data.js`: `window.HEADSCAN = {…}` with the run facts and, per feature,
 /// its summary and one array per statistic indexed by `layer * n_heads + head`
-/// (0-based): proportion and CI to 6 significant digits, p-values and
-/// enrichment to 4, z and weighted proportion to 5 (what the pages show). `figures` lists the features whose static PNG/SVG files exist.
+/// (0-based), every number to 6 significant digits (the pages show at most
+/// 4, so rounding twice cannot change a shown digit but in rare ties). `figures` lists the features whose static PNG/SVG files exist.
 pub(crate) fn data_js(
     results: &AnalysisResults,
     title: &str,
@@ -135,11 +135,11 @@ pub(crate) fn data_js(
         grid(&mut o, "hits", &cells, |h| h.hits.to_string());
         grid(&mut o, "lo", &cells, |h| num(h.ci_low));
         grid(&mut o, "hi", &cells, |h| num(h.ci_high));
-        grid(&mut o, "pv", &cells, |h| sig(h.p_value, 4));
-        grid(&mut o, "np", &cells, |h| sig(h.null_p_value, 4));
-        grid(&mut o, "wz", &cells, |h| sig(h.null_weighted_z, 5));
-        grid(&mut o, "en", &cells, |h| sig(h.enrichment, 4));
-        grid(&mut o, "wp", &cells, |h| sig(h.weighted_proportion, 5));
+        grid(&mut o, "pv", &cells, |h| num(h.p_value));
+        grid(&mut o, "np", &cells, |h| num(h.null_p_value));
+        grid(&mut o, "wz", &cells, |h| num(h.null_weighted_z));
+        grid(&mut o, "en", &cells, |h| num(h.enrichment));
+        grid(&mut o, "wp", &cells, |h| num(h.weighted_proportion));
         grid(&mut o, "ex", &cells, |h| u8::from(h.excluded).to_string());
         grid(&mut o, "sig", &cells, |h| u8::from(h.significant).to_string());
         o.pop();
