@@ -3,6 +3,8 @@
 //!
 //! - [`logreg`]: L2-regularised (class-weighted) logistic regression by
 //!   Newton's method on gradients and Hessians summed over shards;
+//! - [`l1`]: L1-regularised logistic regression by proximal Newton (ESM's
+//!   contact regression over every layer × head);
 //! - [`tasks`]: per-residue tasks (ss4, binding sites, PTMs) and the seeded
 //!   record-level train/validation split;
 //! - [`contacts`]: pair features and labels of the contact probe;
@@ -10,6 +12,7 @@
 //!   (`split.parquet`, `probes.parquet`, `weights.json`).
 
 pub mod contacts;
+pub mod l1;
 pub mod logreg;
 pub mod output;
 pub mod tasks;
