@@ -398,6 +398,18 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_kubernetes_configs_parse() {
+        let r = Recompute::from_toml(
+            include_str!("../../deploy/k8s/base/recompute.toml"),
+            "recompute.toml",
+        )
+        .unwrap();
+        assert_eq!(r.analyses[0].name, "structure");
+        let job = RunConfig::from_toml(include_str!("../../deploy/k8s/base/job.toml"), "job.toml").unwrap();
+        job.validate().unwrap();
+    }
+
+    #[test]
     fn keys_change_with_each_digest() {
         let k = combination_key("m", "d", "a");
         assert_eq!(k.len(), 64);
