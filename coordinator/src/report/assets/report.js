@@ -362,10 +362,16 @@
       if (!hasCa) { return; }
       ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, canvas.width, canvas.height);
       var P = ca.map(function (p) { return p ? project(p) : null; });
-      ctx.lineWidth = 2; ctx.strokeStyle = "#b8b8b8"; ctx.beginPath();
-      var open = false;
-      P.forEach(function (p) { if (!p) { open = false; return; } if (open) { ctx.lineTo(p[0], p[1]); } else { ctx.moveTo(p[0], p[1]); open = true; } });
-      ctx.stroke();
+      // Depth cue: the far side of the chain is drawn paler (z grows towards the viewer).
+      function shade(z) { var t = Math.max(0, Math.min(1, 0.5 - z / (2 * radius))); return Math.round(120 + 110 * t); }
+      ctx.lineWidth = 2.5;
+      for (var i = 1; i < P.length; i++) {
+        var a = P[i - 1], b = P[i];
+        if (!a || !b) { continue; }
+        var g = shade((a[2] + b[2]) / 2);
+        ctx.strokeStyle = "rgb(" + g + "," + g + "," + g + ")";
+        ctx.beginPath(); ctx.moveTo(a[0], a[1]); ctx.lineTo(b[0], b[1]); ctx.stroke();
+      }
       arcs.forEach(function (a) {
         var p = P[a[0]], q = P[a[1]];
         if (!p || !q || a[0] === a[1]) { return; }
@@ -373,10 +379,13 @@
         ctx.lineWidth = 0.5 + 6 * a[2];
         ctx.beginPath(); ctx.moveTo(p[0], p[1]); ctx.lineTo(q[0], q[1]); ctx.stroke();
       });
-      P.forEach(function (p, i) {
-        if (!p) { return; }
-        ctx.fillStyle = binding[i] ? "#e66100" : (ptm[i] ? "#5e3c99" : "#666");
-        var r = binding[i] || ptm[i] ? 4 : 2;
+      var order = [];
+      P.forEach(function (p, i) { if (p) { order.push(i); } });
+      order.sort(function (a, b) { return P[a][2] - P[b][2]; });
+      order.forEach(function (i) {
+        var p = P[i], g = shade(p[2]);
+        ctx.fillStyle = binding[i] ? "#e66100" : (ptm[i] ? "#5e3c99" : "rgb(" + (g - 60) + "," + (g - 60) + "," + (g - 60) + ")");
+        var r = binding[i] || ptm[i] ? 4.5 : 2.5;
         ctx.beginPath(); ctx.arc(p[0], p[1], r, 0, 2 * Math.PI); ctx.fill();
       });
     }
