@@ -84,6 +84,10 @@ pub async fn run(args: CoordinatorArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let store = Location::parse(&absolute_url(&args.store))?;
+    // The recompute file is checked before serving, and re-read at every poll.
+    if let Some(recompute) = &args.recompute {
+        headscan_coordinator::registry::Recompute::read(recompute)?;
+    }
     if let Some(parent) = args.state.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     }
@@ -110,8 +114,6 @@ pub async fn run(args: CoordinatorArgs) -> anyhow::Result<()> {
     if let (Some(registry), Some(recompute)) = (&args.watch_models, &args.recompute) {
         let registry = Location::parse(&absolute_url(registry))?;
         let recompute = std::path::absolute(recompute)?;
-        // Checked now, re-read at every poll.
-        headscan_coordinator::registry::Recompute::read(&recompute)?;
         let store = Location::parse(&absolute_url(&args.store))?;
         let digest: headscan_coordinator::registry::DigestFn = Arc::new(|url: String| {
             Box::pin(async move {
