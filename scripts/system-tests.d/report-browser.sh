@@ -38,5 +38,5 @@ RUST_LOG=warn "$bin" run --config configs/demo.toml --model tests/fixtures/model
     --dataset "$work/ds" --out "$work/job" --features contact,aa
 RUST_LOG=warn "$bin" report --results "file://$work/job" --out "$art/site" --visualize 1acj.A,1hwu.A
 "$bin" results top --results "$work/job" --feature contact --top 1 > "$art/top.txt"
-PLAYWRIGHT_PREFIX="$prefix" timeout 300 node tests/browser/report.mjs "$art/site" contact "$art/top.txt" "$art"
+PLAYWRIGHT_PREFIX="$prefix" timeout 300 node tests/browser/report.mjs "$art/site" contact "$art/top.txt" "$art" "$work/job/report"
 echo "report-browser: passed (screenshots in $art)"

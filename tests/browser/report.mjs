@@ -5,7 +5,7 @@
 // keyboard moves over the grid, a sequence page draws arcs and a non-blank
 // 3D view that rotates. Screenshots go to the artifacts folder.
 //
-// usage: node report.mjs <report dir> <feature> <top.txt> <artifacts dir>
+// usage: node report.mjs <report dir> <feature> <top.txt> <artifacts dir> [<report without sequences>]
 // top.txt: the output of `headscan results top --feature <feature> --top 1`.
 import fs from "node:fs";
 import path from "node:path";
@@ -15,7 +15,7 @@ import { createRequire } from "node:module";
 const require = createRequire(path.resolve(process.env.PLAYWRIGHT_PREFIX || ".", "package.json"));
 const { chromium } = require("playwright-core");
 
-const [site, feature, topFile, artifacts] = process.argv.slice(2);
+const [site, feature, topFile, artifacts, plainSite] = process.argv.slice(2);
 // "  1-2  113  6  5.31%  1.5x  0.00%– 11.08%  3.5e-1  no  0.168" (layer-head 0-based).
 const row = fs.readFileSync(topFile, "utf8").split("\n")
   .map((l) => l.match(/^\s*(\d+)-(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+%)\s+\S+\s+([\d.]+%)–\s*([\d.]+%)\s+(\S+)\s+(?:yes|no)\s+(\S+)/))
@@ -110,6 +110,15 @@ if (seqPages.length > 0) {
   await page.keyboard.press("ArrowLeft");
   check((await shot()) !== a, "arrow keys rotate the 3D view");
   await page.screenshot({ path: path.join(artifacts, "sequence.png"), fullPage: true });
+}
+
+// A report without visualised sequences: its pages load without errors too.
+if (plainSite) {
+  for (const f of ["index.html", "head.html#1-1"]) {
+    await page.goto("file://" + path.resolve(plainSite, f.split("#")[0]) + (f.includes("#") ? "#" + f.split("#")[1] : ""));
+    await page.waitForSelector(f.startsWith("head") ? "#head-table" : "#heatmap svg");
+  }
+  check((await page.textContent("#head-sequences")).includes("--visualize"), "a head page without sequences says how to add them");
 }
 
 check(errors.length === 0, `no console errors (${errors.join(" | ")})`);

@@ -149,14 +149,14 @@ pub(crate) fn data_js(
     o
 }
 
-/// Appends `window.HEADSCAN.sequences = [{id, stem, peak}]` to `data.js`: the
+/// Appends `window.HEADSCAN.visualised = [{id, stem, peak}]` to `data.js`: the
 /// visualised sequences and, per head ("L-H", 1-based), its largest attention
 /// weight in each, so head pages can list where a head attends most.
 pub(crate) fn append_sequences(out: &mut String, views: &[super::sequences::SequenceView], stems: &[String]) {
     if views.is_empty() {
         return;
     }
-    out.push_str("window.HEADSCAN.sequences=[");
+    out.push_str("window.HEADSCAN.visualised=[");
     for (k, (v, stem)) in views.iter().zip(stems).enumerate() {
         if k > 0 {
             out.push(',');

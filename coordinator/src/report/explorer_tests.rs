@@ -220,7 +220,7 @@ fn with_ten_visualised_sequences_the_report_stays_under_5_mb() {
     let index = std::fs::read_to_string(dir.path().join("index.html")).unwrap();
     assert!(index.contains("href=\"sequences/P00000_A.html\""));
     let data = std::fs::read_to_string(dir.path().join("data.js")).unwrap();
-    assert!(data.contains("window.HEADSCAN.sequences=[{\"id\":\"P00000_A\""));
+    assert!(data.contains("window.HEADSCAN.visualised=[{\"id\":\"P00000_A\""));
     // Pages reference only files that exist, relative to sequences/.
     let page = std::fs::read_to_string(dir.path().join("sequences/P00003_A.html")).unwrap();
     for r in [

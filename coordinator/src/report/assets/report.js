@@ -273,9 +273,16 @@
   // ---------- head.html: the visualised sequences where this head attends most ----------
   function headSequences(l, h) {
     var box = document.getElementById("head-sequences");
-    if (!box || !D.sequences) { return; }
+    if (!box) { return; }
+    if (!D.visualised) {
+      box.textContent = "";
+      box.appendChild(el("p", { "class": "meta" }, "No sequences were visualised in this report: " +
+        "headscan report --results <job output> --out <dir> --visualize <id>,<id> adds a page per protein " +
+        "with this head's attention on it."));
+      return;
+    }
     var key = label(l, h);
-    var rows = D.sequences.map(function (s) { return { s: s, w: s.peak[key] }; })
+    var rows = D.visualised.map(function (s) { return { s: s, w: s.peak[key] }; })
       .filter(function (r) { return r.w !== undefined; })
       .sort(function (a, b) { return b.w - a.w || (a.s.id < b.s.id ? -1 : 1); });
     box.textContent = "";
