@@ -28,6 +28,8 @@ use headscan_worker::extract::{ExtractSpec, parse_layers};
 
 use crate::extract::{ModelSource, write_embeddings};
 
+mod attention;
+
 /// Flags of `headscan probe`; each overrides the config key of the same name.
 #[derive(Debug, clap::Args)]
 pub struct ProbeArgs {
@@ -48,7 +50,7 @@ pub struct ProbeArgs {
     /// Layers: `all` or 0-based numbers and ranges [config default: all].
     #[arg(long)]
     layers: Option<String>,
-    /// Comma-separated probe kinds: embedding [config default: embedding].
+    /// Comma-separated probe kinds: embedding, attention, contact_regression [config default: embedding].
     #[arg(long)]
     kinds: Option<String>,
     /// Seed of the record-level train/validation split [config default: 0].
@@ -108,8 +110,20 @@ fn config(args: &ProbeArgs) -> anyhow::Result<ProbeConfig> {
             anyhow::bail!("`{key}` is required (config key or --{key})");
         }
     }
-    if let Some(k) = cfg.kinds.iter().find(|k| k.as_str() != "embedding") {
-        anyhow::bail!("probe kind `{k}`: this version trains `embedding` probes only");
+    for k in &cfg.kinds {
+        match k.as_str() {
+            "embedding" => {}
+            "attention" | "contact_regression" if cfg.tasks.iter().any(|t| t == "contact") => {}
+            "attention" | "contact_regression" => {
+                anyhow::bail!("probe kind `{k}` predicts contacts: add `contact` to tasks")
+            }
+            other => anyhow::bail!(
+                "unknown probe kind `{other}` (expected embedding, attention or contact_regression)"
+            ),
+        }
+    }
+    if cfg.l1.is_nan() || cfg.l1 <= 0.0 {
+        anyhow::bail!("l1 must be positive");
     }
     if !(cfg.train_fraction > 0.0 && cfg.train_fraction < 1.0) {
         anyhow::bail!("train_fraction must lie strictly between 0 and 1");
@@ -320,7 +334,9 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<()> {
     let n_shards = manifest.shards.len();
     let mut table = Vec::new();
     let mut weights = Vec::new();
-    for &task in &tasks {
+    let has_kind = |k: &str| cfg.kinds.iter().any(|x| x == k);
+    let embedding_tasks: &[Task] = if has_kind("embedding") { &tasks } else { &[] };
+    for &task in embedding_tasks {
         for &layer in &spec.layers {
             let layer = layer as i32;
             // Class counts of the training rows (class weights).
@@ -432,6 +448,18 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<()> {
                 iterations: fitted.iterations,
             });
         }
+    }
+    let ctx = attention::AttentionContext {
+        dataset: &dataset,
+        model: &model,
+        device: &device,
+        cfg: &cfg,
+    };
+    if has_kind("attention") {
+        attention::attention_probes(&ctx, &spec.layers, &mut table, &mut weights)?;
+    }
+    if has_kind("contact_regression") {
+        attention::contact_regression(&ctx, cfg.l1, &mut table, &mut weights)?;
     }
     out.put("weights.json", serde_json::to_vec_pretty(&weights)?.into())
         .await?;

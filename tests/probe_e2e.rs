@@ -363,3 +363,102 @@ fn contact_probe_on_structures_reports_precision_at_l_over_5_by_range() {
         e.value(0)
     );
 }
+
+#[test]
+fn attention_probe_and_contact_regression_on_structures() {
+    let Some(data) = test_data() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pdb");
+    std::fs::create_dir(&dir).unwrap();
+    for f in [
+        "1vfy.pdb", "1rmd.pdb", "1aki.pdb", "1aku.pdb", "1k6p.pdb", "1vsn.pdb",
+    ] {
+        std::os::unix::fs::symlink(data.join("structures").join(f), dir.join(f)).unwrap();
+    }
+    let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+    ingest_ok("structures", &dir, &one, &["--shard-rows", "100"]);
+    ingest_ok("structures", &dir, &two, &["--shard-rows", "3"]);
+    // ESM's C = 0.15 zeroes every weight of this tiny random model; a weaker
+    // L1 (config key `l1`) lets the regression pick maps.
+    let cfg_file = tmp.path().join("probe.toml");
+    std::fs::write(&cfg_file, "l1 = 0.05\n").unwrap();
+    let args = [
+        "--config",
+        cfg_file.to_str().unwrap(),
+        "--tasks",
+        "contact",
+        "--kinds",
+        "attention,contact_regression",
+        "--layers",
+        "0,1",
+        "--seed",
+        "1",
+    ];
+    let (o1, o2) = (tmp.path().join("p1"), tmp.path().join("p2"));
+    let w1 = probe(&one, &o1, &args);
+    let w2 = probe(&two, &o2, &args);
+    let kinds: Vec<(&str, i32)> = w1.iter().map(|w| (w.kind.as_str(), w.layer)).collect();
+    assert_eq!(
+        kinds,
+        [("attention", 0), ("attention", 1), ("contact_regression", -1)]
+    );
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bert().join("config.json")).unwrap()).unwrap();
+    let heads = cfg["num_attention_heads"].as_u64().unwrap() as usize;
+    assert_eq!(w1[0].dim, 2 * heads, "both directions of every head");
+    assert_eq!(w1[2].dim, 2 * heads, "2 layers × heads maps");
+    let nonzero = w1[2].weights[..w1[2].dim].iter().filter(|v| **v != 0.0).count();
+    assert!(nonzero > 0, "the regression selected no map: {:?}", w1[2].weights);
+    for (a, b) in w1.iter().zip(&w2) {
+        let d = a
+            .weights
+            .iter()
+            .zip(&b.weights)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            d < 1e-6,
+            "{} layer {}: 1 vs several shards differ by {d:e}",
+            a.kind,
+            a.layer
+        );
+    }
+    let t = read(&o1.join("probes.parquet"));
+    let kinds = strings(&t, "kind");
+    let metrics = strings(&t, "metric");
+    let regression: Vec<&str> = metrics
+        .iter()
+        .zip(&kinds)
+        .filter(|(_, k)| *k == "contact_regression")
+        .map(|(m, _)| m.as_str())
+        .collect();
+    assert_eq!(regression.len(), 12);
+    for m in [
+        "precision_at_L:long",
+        "precision_at_L/2:medium",
+        "precision_at_L/5:short",
+        "precision_at_L",
+    ] {
+        assert!(regression.contains(&m), "{m} in {regression:?}");
+    }
+    let attention: Vec<&str> = metrics
+        .iter()
+        .zip(&kinds)
+        .filter(|(_, k)| *k == "attention")
+        .map(|(m, _)| m.as_str())
+        .collect();
+    assert_eq!(
+        attention.len(),
+        8,
+        "4 ranges of precision at L/5 for each of 2 layers"
+    );
+    let v = t
+        .column_by_name("value")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap();
+    for i in 0..t.num_rows() {
+        assert!(v.is_null(i) || (0.0..=1.0).contains(&v.value(i)));
+    }
+}

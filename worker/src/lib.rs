@@ -9,6 +9,7 @@
 //! - [`weights`]: `config.json` + safetensors (sharded too) or `pytorch_model.bin`;
 //! - [`tokenizer`]: each model's own tokenisation of protein sequences;
 //! - [`npy`]: `.npy` output of attention tensors;
+//! - [`attention_pairs`]: pair features of the attention contact probes;
 //! - [`extract`]: per-residue embeddings of chosen layers (`headscan extract`);
 //! - [`pull`]: the pull loop of `headscan worker` (lease, heartbeat, report);
 //! - [`fetch`]: models on object stores, cached locally; [`digest`]: the
@@ -28,6 +29,7 @@
 
 pub mod analysis;
 pub mod attention;
+pub mod attention_pairs;
 pub mod digest;
 pub mod extract;
 pub mod fetch;

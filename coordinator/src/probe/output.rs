@@ -23,7 +23,8 @@ pub struct ProbeConfig {
     pub tasks: Vec<String>,
     /// Layers: `all` or 0-based numbers and ranges.
     pub layers: String,
-    /// Probe kinds; `embedding` (per-layer residue embeddings).
+    /// Probe kinds: `embedding` (per-layer residue embeddings), `attention`
+    /// and `contact_regression` (contacts from attention).
     pub kinds: Vec<String>,
     /// Seed of the record-level split.
     pub seed: u64,
@@ -33,6 +34,8 @@ pub struct ProbeConfig {
     pub train_fraction: f64,
     /// L2 strength λ = 1/C of the logistic regression.
     pub l2: f64,
+    /// L1 strength λ = 1/C of the contact regression (ESM: C = 0.15).
+    pub l1: f64,
     /// Weigh classes by n / (K · n_c) (scikit-learn's "balanced").
     pub balanced: bool,
     /// Maximum tokens per sequence, specials included.
@@ -55,6 +58,7 @@ impl Default for ProbeConfig {
             out: String::new(),
             train_fraction: super::tasks::DEFAULT_TRAIN_FRACTION,
             l2: 1.0,
+            l1: 1.0 / 0.15,
             balanced: true,
             max_len: 512,
             batch_size: 8,
