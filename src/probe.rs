@@ -3,7 +3,9 @@
 //! (precision at L/20), contacts (pair features |e_i − e_j| and e_i ⊙ e_j;
 //! precision at L/5 over |i − j| ≥ 6 and per ESM range). Embeddings are extracted once to `OUT/embeddings/`;
 //! each probe is then fitted by Newton's method on gradients and Hessians
-//! summed shard by shard, so only one shard is in memory at a time.
+//! summed shard by shard, so only one shard is in memory at a time. Writes
+//! `figure5_<task>.svg` (the task's headline metric by layer, embedding vs
+//! attention probe) beside the tables.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -468,6 +470,13 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<()> {
         probes_parquet(&table).map_err(anyhow::Error::msg)?.into(),
     )
     .await?;
+    // Figure 5 of the paper: embedding vs attention probe by layer, per task.
+    for &task in &tasks {
+        if let Some(svg) = headscan_coordinator::report::probe_figure::probe_figure_svg(&table, task.name()) {
+            out.put(&format!("figure5_{}.svg", task.name()), svg.into_bytes().into())
+                .await?;
+        }
+    }
     tracing::info!(rows = table.len(), out = out.url(), "probes written");
     Ok(())
 }

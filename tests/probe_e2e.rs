@@ -452,6 +452,11 @@ fn attention_probe_and_contact_regression_on_structures() {
         8,
         "4 ranges of precision at L/5 for each of 2 layers"
     );
+    let svg = std::fs::read_to_string(o1.join("figure5_contact.svg")).unwrap();
+    assert!(
+        svg.contains("attention probe, layer 2:"),
+        "Figure 5 style: attention probe by layer"
+    );
     let v = t
         .column_by_name("value")
         .unwrap()

@@ -34,6 +34,7 @@ mod figures;
 mod html;
 mod load;
 mod png;
+pub mod probe_figure;
 mod scene;
 pub mod sequences;
 mod svg;
