@@ -10,7 +10,11 @@ use headscan_proto::embeddings::{
     EMBEDDINGS_KIND, EMBEDDINGS_MANIFEST, EMBEDDINGS_SCHEMA_VERSION, EmbeddingManifest, EmbeddingShard,
     EmbeddingWriter,
 };
+use headscan_proto::pair_table::{PairRows, PairWriter};
+use headscan_proto::probe_metrics::MIN_CONTACT_SEPARATION;
 use headscan_proto::store::Location;
+use headscan_worker::attention::sequence_attention;
+use headscan_worker::attention_pairs::layer_pair_features;
 use headscan_worker::extract::{ExtractSpec, extract_records, hidden_dim, parse_layers};
 use sha2::{Digest, Sha256};
 
@@ -41,6 +45,9 @@ pub struct ExtractArgs {
     /// Replace embeddings already published at --out.
     #[arg(long)]
     overwrite: bool,
+    /// Also write per-pair attention features (pairs i < j, |i − j| ≥ 6; α_ij then α_ji of every head of each layer) to pairs/.
+    #[arg(long)]
+    attention_pairs: bool,
 }
 
 /// Runs `headscan extract`: one embedding shard per dataset shard, the
@@ -75,7 +82,15 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<()> {
         model: &model,
         device: &device,
     };
-    let manifest = write_embeddings(&source, &dataset, &args.dataset, &spec, &out).await?;
+    let manifest = write_embeddings(
+        &source,
+        &dataset,
+        &args.dataset,
+        &spec,
+        &out,
+        args.attention_pairs,
+    )
+    .await?;
     let dim = manifest.dim;
     writeln!(
         std::io::stderr().lock(),
@@ -111,10 +126,12 @@ pub async fn write_embeddings(
     dataset_url: &str,
     spec: &ExtractSpec,
     out: &Location,
+    attention_pairs: bool,
 ) -> anyhow::Result<EmbeddingManifest> {
     let (model, device) = (source.model, source.device);
     let dim = hidden_dim(model, device)?;
     let mut shards = Vec::with_capacity(dataset.manifest.shards.len());
+    let mut pair_shards = Vec::new();
     for (index, entry) in dataset.manifest.shards.iter().enumerate() {
         let records = dataset.read_shard(entry).await?;
         let file = tempfile::NamedTempFile::new().context("cannot create a temporary file")?;
@@ -142,6 +159,10 @@ pub async fn write_embeddings(
             file_sha256: sha,
             bytes: size,
         });
+        if attention_pairs {
+            let rel = format!("pairs/part-{index:05}.parquet");
+            pair_shards.push(write_pairs(source, &records, spec, out, &rel, &entry.url).await?);
+        }
     }
     let manifest = EmbeddingManifest {
         kind: EMBEDDINGS_KIND.into(),
@@ -157,12 +178,64 @@ pub async fn write_embeddings(
         records: shards.iter().map(|s| s.records).sum(),
         rows: shards.iter().map(|s| s.rows).sum(),
         shards,
+        heads: model.model.n_heads(),
+        pair_shards,
     };
     let json = serde_json::to_vec_pretty(&manifest)?;
     out.put(EMBEDDINGS_MANIFEST, json.into())
         .await
         .with_context(|| format!("cannot write {}", out.child_url(EMBEDDINGS_MANIFEST)))?;
     Ok(manifest)
+}
+
+/// Writes one shard's per-pair attention rows (records in order, then layer,
+/// then i, then j) to `rel`.
+async fn write_pairs(
+    source: &ModelSource<'_>,
+    records: &[headscan_proto::record::ProteinRecord],
+    spec: &ExtractSpec,
+    out: &Location,
+    rel: &str,
+    source_shard: &str,
+) -> anyhow::Result<EmbeddingShard> {
+    let heads = source.model.model.n_heads();
+    let file = tempfile::NamedTempFile::new().context("cannot create a temporary file")?;
+    let mut writer = PairWriter::new(std::io::BufWriter::new(file.reopen()?), 2 * heads)?;
+    let mut f = Vec::new();
+    for r in records {
+        let dense = sequence_attention(source.model, &r.sequence, spec.max_len, false, source.device)
+            .with_context(|| format!("attention of record {}", r.id))?;
+        let l = dense.residues;
+        let mut rows = PairRows::new(2 * heads);
+        let mut values = vec![0f32; 2 * heads];
+        for &layer in &spec.layers {
+            for i in 0..l {
+                for j in i + MIN_CONTACT_SEPARATION..l {
+                    layer_pair_features(&dense.values, layer, heads, l, i, j, &mut f);
+                    for (v, x) in values.iter_mut().zip(&f) {
+                        *v = *x as f32;
+                    }
+                    rows.push(&r.id, i as i32, j as i32, layer as i32, &values)?;
+                }
+            }
+        }
+        writer.write(&rows)?;
+    }
+    let rows = writer.finish()?;
+    let bytes = bytes_of(file.path())?;
+    let size = bytes.len() as u64;
+    let sha = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+    out.put(rel, bytes.into())
+        .await
+        .with_context(|| format!("cannot write {}", out.child_url(rel)))?;
+    Ok(EmbeddingShard {
+        url: rel.to_string(),
+        source_shard: source_shard.to_string(),
+        records: records.len() as u64,
+        rows,
+        file_sha256: sha,
+        bytes: size,
+    })
 }
 
 fn bytes_of(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {

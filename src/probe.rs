@@ -312,7 +312,7 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<()> {
         model: &model,
         device: &device,
     };
-    let manifest = write_embeddings(&source, &dataset, &cfg.dataset, &spec, &emb_location).await?;
+    let manifest = write_embeddings(&source, &dataset, &cfg.dataset, &spec, &emb_location, false).await?;
 
     // The split, one row per record, in dataset order.
     let mut split = Vec::new();

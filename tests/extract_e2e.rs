@@ -173,3 +173,64 @@ fn bad_layers_and_existing_output_are_clear_errors() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("--overwrite"));
     extract("bert", &ds, &out, &["--overwrite"]);
 }
+
+#[test]
+fn attention_pairs_hold_both_directions_of_every_head() {
+    use arrow::array::{Array, FixedSizeListArray, Float32Array, Int32Array, StringArray};
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = dataset(tmp.path(), "10");
+    let out = tmp.path().join("emb");
+    let m = extract("bert", &ds, &out, &["--layers", "1", "--attention-pairs"]);
+    assert_eq!(m.pair_shards.len(), 1);
+    let heads = m.heads;
+    assert!(heads > 0);
+    // Pairs i < j with j − i ≥ 6: (L − 6)(L − 5) / 2 per record.
+    let expected: usize = [22usize, 15, 5, 31]
+        .iter()
+        .map(|&l| if l > 6 { (l - 6) * (l - 5) / 2 } else { 0 })
+        .sum();
+    assert_eq!(m.pair_shards[0].rows as usize, expected);
+    let file = std::fs::File::open(out.join(&m.pair_shards[0].url)).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let model = headscan_worker::models::load_model(&model("bert"), &Device::Cpu).unwrap();
+    let seq = "MKTAYIAKQRQISFVKSHFSRQ";
+    let dense =
+        headscan_worker::attention::sequence_attention(&model, seq, 512, false, &Device::Cpu).unwrap();
+    let l = dense.residues;
+    let at = |h: usize, i: usize, j: usize| dense.values[((heads + h) * l + i) * l + j];
+    let mut checked = 0;
+    for batch in reader {
+        let b = batch.unwrap();
+        let col = |n: &str| b.column_by_name(n).unwrap().clone();
+        let ids = col("id");
+        let ids = ids.as_any().downcast_ref::<StringArray>().unwrap();
+        let (ci, cj, cl) = (col("i"), col("j"), col("layer"));
+        let (ci, cj, cl) = (
+            ci.as_any().downcast_ref::<Int32Array>().unwrap(),
+            cj.as_any().downcast_ref::<Int32Array>().unwrap(),
+            cl.as_any().downcast_ref::<Int32Array>().unwrap(),
+        );
+        let att = col("attention");
+        let att = att.as_any().downcast_ref::<FixedSizeListArray>().unwrap();
+        for r in 0..b.num_rows() {
+            assert_eq!(cl.value(r), 1);
+            let (i, j) = (ci.value(r) as usize, cj.value(r) as usize);
+            assert!(j >= i + 6);
+            if ids.value(r) != "a" {
+                continue;
+            }
+            let v = att.value(r);
+            let v = v.as_any().downcast_ref::<Float32Array>().unwrap();
+            assert_eq!(v.len(), 2 * heads);
+            for h in 0..heads {
+                assert!((v.value(h) - at(h, i, j)).abs() <= 1e-6);
+                assert!((v.value(heads + h) - at(h, j, i)).abs() <= 1e-6);
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, (22 - 6) * (22 - 5) / 2);
+}

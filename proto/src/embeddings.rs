@@ -273,6 +273,13 @@ pub struct EmbeddingManifest {
     pub rows: u64,
     /// The shards, in dataset shard order.
     pub shards: Vec<EmbeddingShard>,
+    /// Attention heads per layer (a pair row holds 2 · heads values).
+    #[serde(default)]
+    pub heads: usize,
+    /// `--attention-pairs` shards (`pairs/part-NNNNN.parquet`, see
+    /// [`crate::pair_table`]), in dataset shard order; empty without the flag.
+    #[serde(default)]
+    pub pair_shards: Vec<EmbeddingShard>,
 }
 
 /// Errors of embedding tables.

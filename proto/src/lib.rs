@@ -8,7 +8,8 @@
 //! - [`features`]: the meaning of the features of DESIGN §1 (amino-acid
 //!   alphabet, DSSP → ss4 classes, the contact rule);
 //! - [`manifest`]: the dataset `manifest.json`;
-//! - [`embeddings`]: the per-residue embedding tables of `headscan extract`;
+//! - [`embeddings`]: the per-residue embedding tables of `headscan extract`,
+//!   [`pair_table`]: its per-pair attention tables (`--attention-pairs`);
 //! - [`probe_metrics`]: F1 and precision at L/k of the diagnostic probes,
 //!   from counts that add up over shards;
 //! - [`store`]: object-store URLs (`file://`, plain paths, `s3://`, …);
@@ -31,6 +32,7 @@ pub mod embeddings;
 pub mod features;
 pub mod ids;
 pub mod manifest;
+pub mod pair_table;
 pub mod probe_metrics;
 pub mod record;
 pub mod shard;
