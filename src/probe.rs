@@ -36,8 +36,8 @@ mod attention;
 #[derive(Debug, clap::Args)]
 pub struct ProbeArgs {
     /// TOML config with keys model, dataset, tasks, layers, kinds, seed, out
-    /// (and train_fraction = 0.8, l2 = 1.0, balanced = true, max_len = 512,
-    /// batch_size = 8, device = "cpu").
+    /// (and train_fraction = 0.8, l2 = 1.0, l1 = 6.67, balanced = true,
+    /// max_len = 512, batch_size = 8, device = "cpu").
     #[arg(long)]
     config: Option<PathBuf>,
     /// Model directory or object-store URL.

@@ -11,6 +11,9 @@ use headscan_proto::record::ProteinRecord;
 
 use super::logreg::{Design, Weights};
 
+/// Residue positions at or above this are ignored (no protein is this long).
+pub const MAX_RESIDUES: usize = 1 << 20;
+
 /// What decides the contact label of a record's pairs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContactTruth {
@@ -63,12 +66,19 @@ pub fn record_vectors(rows: &EmbeddingRows, layer: i32) -> Vec<(&str, Vec<Option
         if rows.layers[r] != layer {
             continue;
         }
+        // A residue index no protein reaches (or a negative one) is not a
+        // row of `headscan extract`: skip it rather than allocate for it.
+        let Ok(pos) = usize::try_from(rows.positions[r]) else {
+            continue;
+        };
+        if pos >= MAX_RESIDUES {
+            continue;
+        }
         let id = rows.ids[r].as_str();
         let k = *index.entry(id).or_insert_with(|| {
             out.push((id, Vec::new()));
             out.len() - 1
         });
-        let pos = rows.positions[r] as usize;
         let v = &mut out[k].1;
         if v.len() <= pos {
             v.resize(pos + 1, None);
@@ -170,5 +180,21 @@ mod tests {
         pair_features(&[1.0, -2.0], &[3.0, 4.0], &mut f);
         assert_eq!(f, vec![2.0, 6.0, 3.0, -8.0]);
         assert!(ContactTruth::of(&ProteinRecord::new("y", "A", "t"), ContactRule::default()).is_none());
+    }
+
+    #[test]
+    fn record_vectors_group_by_record_and_skip_impossible_positions() {
+        let mut rows = EmbeddingRows::new(1);
+        rows.push("a", 1, 0, &[1.0]).unwrap();
+        rows.push("a", 0, 0, &[2.0]).unwrap();
+        rows.push("b", 0, 0, &[3.0]).unwrap();
+        rows.push("a", 0, 1, &[9.0]).unwrap();
+        rows.push("b", -1, 0, &[4.0]).unwrap();
+        rows.push("b", 1 << 30, 0, &[5.0]).unwrap();
+        let v = record_vectors(&rows, 0);
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].0, "a");
+        assert_eq!(v[0].1, vec![Some(&[2.0f32][..]), Some(&[1.0f32][..])]);
+        assert_eq!(v[1].1, vec![Some(&[3.0f32][..])]);
     }
 }
