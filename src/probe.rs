@@ -210,6 +210,9 @@ fn design(data: &ShardData, layer: i32, seed: u64, fraction: f64, train: bool) -
     d
 }
 
+/// A record id and its validation residues: (position, features).
+type RecordResidues = (String, Vec<(usize, Vec<f64>)>);
+
 /// Metrics of a fitted probe on the validation records of one shard.
 #[derive(Default)]
 struct Scores {
@@ -227,7 +230,7 @@ fn score_shard(data: &ShardData, task: Task, w: &Weights, layer: i32, cfg: &Prob
         return;
     }
     // Validation residues grouped by record, in row order.
-    let mut per_record: Vec<(String, Vec<(usize, Vec<f64>)>)> = Vec::new();
+    let mut per_record: Vec<RecordResidues> = Vec::new();
     for r in 0..rows.len() {
         if rows.layers[r] != layer || is_train(&rows.ids[r], cfg.seed, cfg.train_fraction) {
             continue;

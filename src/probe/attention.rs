@@ -46,6 +46,14 @@ struct Prepared {
     apc: Vec<f32>,
 }
 
+/// A fitted pair probe.
+struct PairFit {
+    weights: Weights,
+    iterations: usize,
+    class_weights: Vec<f64>,
+    n_train: u64,
+}
+
 /// A pair-feature function: (record, i, j, out).
 type Features<'f> = &'f dyn Fn(&Prepared, usize, usize, &mut Vec<f64>);
 
@@ -110,7 +118,7 @@ impl AttentionContext<'_> {
         l1: Option<f64>,
         with_apc: bool,
         features: Features,
-    ) -> anyhow::Result<Option<(Weights, usize, Vec<f64>, u64)>> {
+    ) -> anyhow::Result<Option<PairFit>> {
         let n_shards = self.dataset.manifest.shards.len();
         let mut counts = [0u64; 2];
         for i in 0..n_shards {
@@ -155,12 +163,12 @@ impl AttentionContext<'_> {
                 partials,
             )?,
         };
-        Ok(Some((
-            fitted.weights,
-            fitted.iterations,
-            cw,
-            counts[0] + counts[1],
-        )))
+        Ok(Some(PairFit {
+            weights: fitted.weights,
+            iterations: fitted.iterations,
+            class_weights: cw,
+            n_train: counts[0] + counts[1],
+        }))
     }
 
     /// Precision at L/k (k = 1, 2, 5) per range on the validation records.
@@ -238,7 +246,13 @@ pub fn attention_probes(
         let features = move |p: &Prepared, i: usize, j: usize, out: &mut Vec<f64>| {
             layer_pair_features(&p.values, layer, heads, p.l, i, j, out)
         };
-        let Some((w, iterations, cw, n_train)) = ctx.fit_pairs(2 * heads, None, false, &features)? else {
+        let Some(PairFit {
+            weights: w,
+            iterations,
+            class_weights: cw,
+            n_train,
+        }) = ctx.fit_pairs(2 * heads, None, false, &features)?
+        else {
             tracing::warn!(
                 layer,
                 "attention probe: contacts or non-contacts missing; skipped"
@@ -273,7 +287,13 @@ pub fn contact_regression(
     let features = move |p: &Prepared, i: usize, j: usize, out: &mut Vec<f64>| {
         regression_features(&p.apc, maps, p.l, i, j, out)
     };
-    let Some((w, iterations, cw, n_train)) = ctx.fit_pairs(maps, Some(l1), true, &features)? else {
+    let Some(PairFit {
+        weights: w,
+        iterations,
+        class_weights: cw,
+        n_train,
+    }) = ctx.fit_pairs(maps, Some(l1), true, &features)?
+    else {
         tracing::warn!("contact regression: contacts or non-contacts missing; skipped");
         return Ok(());
     };

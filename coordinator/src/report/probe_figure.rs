@@ -15,6 +15,9 @@ pub fn headline_metric(task: &str) -> &'static str {
     }
 }
 
+/// One line of the figure: probe kind, colour, (layer, value) points.
+type Series<'a> = (&'a str, Rgb, Vec<(i32, f64)>);
+
 const SERIES: [(&str, Rgb); 2] = [("embedding", BAR), ("attention", BACKGROUND)];
 
 /// SVG of `task`'s headline metric by layer for the embedding and attention
@@ -27,7 +30,7 @@ pub fn probe_figure_svg(rows: &[ProbeRow], task: &str) -> Option<String> {
             .map(|r| (r.layer, r.value))
             .collect()
     };
-    let series: Vec<(&str, Rgb, Vec<(i32, f64)>)> = SERIES
+    let series: Vec<Series> = SERIES
         .iter()
         .map(|(k, c)| (*k, *c, pick(k)))
         .filter(|(_, _, p)| !p.is_empty())
