@@ -194,11 +194,11 @@ mod tests {
         assert_eq!(Fixed128::from_f64(f64::NAN), None);
         // 0.1 + 0.2 + 0.3 in any grouping gives the same bits.
         let v: Vec<Option<Fixed128>> = [0.1, 0.2, 0.3].iter().map(|x| Fixed128::from_f64(*x)).collect();
-        let (mut a, mut b) = (v[0].clone(), v[1].clone());
+        let (mut a, mut b) = (v[0], v[1]);
         add_exact(&mut a, &v[1]);
         add_exact(&mut a, &v[2]);
         add_exact(&mut b, &v[2]);
-        let mut c = v[0].clone();
+        let mut c = v[0];
         add_exact(&mut c, &b);
         assert_eq!(a, c);
     }
