@@ -9,10 +9,14 @@
 //!   record-level train/validation split;
 //! - [`contacts`]: pair features and labels of the contact probe;
 //! - [`output`]: the `headscan probe` config and its tables
-//!   (`split.parquet`, `probes.parquet`, `weights.json`).
+//!   (`split.parquet`, `probes.parquet`, `weights.json`);
+//! - [`round`]: one Newton round's per-shard partials, keyed by (shard,
+//!   iteration, weights digest) and folded in shard order whatever the
+//!   arrival order (the coordinator side of a distributed fit).
 
 pub mod contacts;
 pub mod l1;
 pub mod logreg;
 pub mod output;
+pub mod round;
 pub mod tasks;
