@@ -5,7 +5,8 @@
 # console errors, no network requests, hovering and clicking a heatmap cell
 # shows heads.parquet's numbers (read independently by `headscan results
 # top`), the keyboard moves over the grid, a sequence page (--visualize)
-# draws arcs and a non-blank 3D Cα view that rotates.
+# draws arcs and a non-blank WebGL 3D Cα view (SwiftShader) that rotates on
+# drag and keys and zooms, and without WebGL the 2D fallback.
 # Screenshots: target/system-tests/report/.
 # Installs Debian's chromium and npm playwright-core (pinned, under target/).
 set -euo pipefail

@@ -3,7 +3,8 @@
 // requests, a heatmap cell's hover and click show the numbers of
 // heads.parquet (as read independently by `headscan results top`), the
 // keyboard moves over the grid, a sequence page draws arcs and a non-blank
-// 3D view that rotates. Screenshots go to the artifacts folder.
+// WebGL 3D view that rotates on drag and keys and zooms, and without WebGL
+// the page says so and draws a 2D fallback. Screenshots go to the artifacts folder.
 //
 // usage: node report.mjs <report dir> <feature> <top.txt> <artifacts dir> [<report without sequences>]
 // top.txt: the output of `headscan results top --feature <feature> --top 1`.
@@ -31,11 +32,34 @@ function check(ok, what) {
   if (!ok) { failures.push(what); }
 }
 
+// Non-white pixels inside the border of a PNG screenshot (base64), decoded in a page.
+async function inkedIn(pg, png) {
+  return pg.evaluate(async (b64) => {
+    const img = new Image();
+    img.src = "data:image/png;base64," + b64;
+    await img.decode();
+    const c = document.createElement("canvas");
+    c.width = img.width; c.height = img.height;
+    const g = c.getContext("2d");
+    g.drawImage(img, 0, 0);
+    const d = g.getImageData(0, 0, c.width, c.height).data;
+    // Inside the element's border only: non-white pixels.
+    let n = 0;
+    for (let y = 4; y < c.height - 4; y++) {
+      for (let x = 4; x < c.width - 4; x++) {
+        const k = 4 * (y * c.width + x);
+        if (d[k] < 250 || d[k + 1] < 250 || d[k + 2] < 250) { n++; }
+      }
+    }
+    return n;
+  }, png);
+}
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+  args: ["--headless", "--no-sandbox", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
-    "--use-gl=swiftshader", "--enable-unsafe-swiftshader"],
+    "--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"],
 });
 const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
 const errors = [], requests = [];
@@ -94,22 +118,57 @@ if (seqPages.length > 0) {
   await page.waitForSelector("#seq-arcs svg");
   const paths = await page.locator("#seq-arcs svg path").count();
   check(paths > 0, `sequence page draws arcs (${paths})`);
-  const inked = () => page.evaluate(() => {
-    const c = document.getElementById("seq-3d");
-    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-    let n = 0;
-    for (let k = 0; k < d.length; k += 4) { if (d[k] < 250 || d[k + 1] < 250 || d[k + 2] < 250) { n++; } }
-    return n;
-  });
-  const before = await inked();
-  check(before > 1000, `3D canvas is not blank (${before} inked pixels)`);
+  check(await page.getAttribute("#seq-3d", "data-renderer") === "webgl", "the 3D view renders with WebGL");
+  // Pixels from a screenshot of the canvas element (what is on screen), decoded in the page.
   const shot = async () => (await page.locator("#seq-3d").screenshot()).toString("base64");
+  const inked = (png) => inkedIn(page, png);
   const a = await shot();
+  fs.writeFileSync(path.join(artifacts, "webgl-start.png"), Buffer.from(a, "base64"));
+  const before = await inked(a);
+  check(before > 1000, `3D canvas is not blank (${before} inked pixels)`);
+  // Rotate by dragging across the canvas.
+  const box = await page.locator("#seq-3d").boundingBox();
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width / 2 + 120, box.y + box.height / 2 + 40, { steps: 6 });
+  await page.mouse.up();
+  const dragged = await shot();
+  fs.writeFileSync(path.join(artifacts, "webgl-dragged.png"), Buffer.from(dragged, "base64"));
+  check(dragged !== a, "dragging rotates the 3D view");
+  check(await inked(dragged) > 1000, "the rotated 3D view is not blank");
+  // Keyboard: arrow keys rotate, + zooms.
   await page.focus("#seq-3d");
   await page.keyboard.press("ArrowLeft");
   await page.keyboard.press("ArrowLeft");
-  check((await shot()) !== a, "arrow keys rotate the 3D view");
+  const turned = await shot();
+  check(turned !== dragged, "arrow keys rotate the 3D view");
+  await page.keyboard.press("+");
+  await page.keyboard.press("+");
+  const zoomed = await shot();
+  fs.writeFileSync(path.join(artifacts, "webgl-zoomed.png"), Buffer.from(zoomed, "base64"));
+  check(zoomed !== turned, "+ zooms the 3D view");
   await page.screenshot({ path: path.join(artifacts, "sequence.png"), fullPage: true });
+}
+
+// Without WebGL (--disable-3d-apis) the sequence page says so and draws the flat fallback, without errors.
+if (seqPages.length > 0) {
+  const flatBrowser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-3d-apis", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--no-first-run"],
+  });
+  const flatPage = await flatBrowser.newPage({ viewport: { width: 1280, height: 1000 } });
+  flatPage.on("console", (m) => { if (m.type() === "error") { errors.push("no-WebGL page: " + m.text()); } });
+  flatPage.on("pageerror", (e) => errors.push("no-WebGL page: " + String(e)));
+  flatPage.on("request", (r) => { if (!r.url().startsWith("file://") && !r.url().startsWith("data:")) { requests.push(r.url()); } });
+  await flatPage.goto("file://" + path.resolve(site, "sequences", seqPages[0]));
+  await flatPage.waitForSelector("#seq-arcs svg");
+  check(await flatPage.getAttribute("#seq-3d", "data-renderer") === "2d", "without WebGL the 2D fallback draws the view");
+  check((await flatPage.textContent("#seq-3d-note")).includes("WebGL is unavailable"), "without WebGL the page says so");
+  const flatShot = (await flatPage.locator("#seq-3d").screenshot()).toString("base64");
+  fs.writeFileSync(path.join(artifacts, "fallback-2d.png"), Buffer.from(flatShot, "base64"));
+  check(await inkedIn(page, flatShot) > 1000, "the 2D fallback is not blank");
+  await flatBrowser.close();
 }
 
 // A report without visualised sequences: its pages load without errors too.

@@ -14,6 +14,9 @@ use super::figures::FeatureView;
 pub(crate) const SCRIPT: &str = include_str!("assets/report.js");
 /// The style sheet shared by every page.
 pub(crate) const STYLE: &str = include_str!("assets/report.css");
+/// OGL (a small WebGL library, Unlicense), bundled from npm by
+/// `scripts/vendor-report-assets.sh`: the 3D view of the sequence pages.
+pub(crate) const OGL: &str = include_str!("assets/ogl.min.js");
 
 /// A number for `data.js`: 6 significant digits (enough for every number the
 /// pages show), `null` when not finite.

@@ -227,6 +227,7 @@ fn with_ten_visualised_sequences_the_report_stays_under_5_mb() {
         "../report.css",
         "../data.js",
         "../report.js",
+        "../ogl.min.js",
         "P00003_A.js",
         "../index.html",
     ] {

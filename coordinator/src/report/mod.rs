@@ -124,6 +124,8 @@ pub fn write_report(
         &mut written,
     )?;
     if !context.sequences.is_empty() {
+        // One copy of the WebGL library for every sequence page.
+        write_file(&dir.join("ogl.min.js"), explorer::OGL.as_bytes(), &mut written)?;
         let sub = dir.join("sequences");
         std::fs::create_dir_all(&sub).map_err(|source| io_error(&sub, source))?;
         for (view, stem) in context.sequences.iter().zip(&seq_stems) {

@@ -129,6 +129,7 @@ pub(crate) fn page(view: &SequenceView, stem: &str, title: &str) -> String {
          <canvas id=\"seq-3d\" width=\"720\" height=\"520\" tabindex=\"0\" \
          aria-label=\"Cα trace with the head's attention; arrow keys rotate, plus and minus zoom\"></canvas>\n\
          <script src=\"../data.js\"></script>\n<script src=\"{stem}.js\"></script>\n\
+         <script src=\"../ogl.min.js\"></script>\n\
          <script src=\"../report.js\"></script>\n</body>\n</html>\n",
         id = esc(&view.id),
         title = esc(title),

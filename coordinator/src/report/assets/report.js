@@ -346,76 +346,199 @@
       box.textContent = "";
       box.appendChild(svg);
     }
-    // 3D: orthographic projection of the Cα trace on a 2D canvas.
-    var canvas = document.getElementById("seq-3d"), ctx = canvas.getContext("2d");
-    var yaw = 0.6, pitch = 0.3, zoom = 1, centre = [0, 0, 0], radius = 1;
+    // 3D: the Cα trace in WebGL (OGL, vendored), or a flat 2D drawing when WebGL is unavailable.
+    var canvas = document.getElementById("seq-3d"), note = document.getElementById("seq-3d-note");
+    var HIDE = 0.1, TRACE = "#a0a0a0", RESIDUE = "#555555", BINDING = "#e66100", PTM = "#5e3c99";
+    var CONTACT = "#1f78b4", DISTANT = "#009e73";
+    var centre = [0, 0, 0], radius = 1;
     if (hasCa) {
       var m = 0; ca.forEach(function (p) { if (p) { centre[0] += p[0]; centre[1] += p[1]; centre[2] += p[2]; m++; } });
       centre = centre.map(function (v) { return v / m; });
       ca.forEach(function (p) { if (p) { var d = Math.hypot(p[0] - centre[0], p[1] - centre[1], p[2] - centre[2]); if (d > radius) { radius = d; } } });
-    } else {
-      document.getElementById("seq-3d-note").textContent = "This record has no coordinates: no 3D view.";
-      canvas.style.display = "none";
     }
-    function project(p) {
-      var x = p[0] - centre[0], y = p[1] - centre[1], z = p[2] - centre[2];
-      var cy = Math.cos(yaw), sy = Math.sin(yaw), cp = Math.cos(pitch), sp = Math.sin(pitch);
-      var x1 = cy * x + sy * z, z1 = -sy * x + cy * z;
-      var y1 = cp * y - sp * z1, z2 = sp * y + cp * z1;
-      var s = zoom * Math.min(canvas.width, canvas.height) * 0.45 / radius;
-      return [canvas.width / 2 + s * x1, canvas.height / 2 - s * y1, z2];
-    }
-    function draw3d() {
-      if (!hasCa) { return; }
-      ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, canvas.width, canvas.height);
-      var P = ca.map(function (p) { return p ? project(p) : null; });
-      // Depth cue: the far side of the chain is drawn paler (z grows towards the viewer).
-      function shade(z) { var t = Math.max(0, Math.min(1, 0.5 - z / (2 * radius))); return Math.round(120 + 110 * t); }
-      ctx.lineWidth = 2.5;
-      for (var i = 1; i < P.length; i++) {
-        var a = P[i - 1], b = P[i];
-        if (!a || !b) { continue; }
-        var g = shade((a[2] + b[2]) / 2);
-        ctx.strokeStyle = "rgb(" + g + "," + g + "," + g + ")";
-        ctx.beginPath(); ctx.moveTo(a[0], a[1]); ctx.lineTo(b[0], b[1]); ctx.stroke();
+    function shown(list) { return list.filter(function (a) { return a[2] >= HIDE && a[0] !== a[1] && ca[a[0]] && ca[a[1]]; }); }
+    var LEGEND = "Lines: the head's attention (weights below " + HIDE + " hidden), width and opacity ∝ weight; " +
+      "blue between residues in contact (Cα < 8 Å), green otherwise. Large spheres: orange binding site, purple PTM.";
+    function webgl() {
+      var O = window.OGL;
+      if (!O) { return null; }
+      // Probe on a scratch canvas first, so a browser without WebGL falls back without an error.
+      var probe = document.createElement("canvas");
+      if (!(probe.getContext("webgl2") || probe.getContext("webgl"))) { return null; }
+      var W = canvas.width, H = canvas.height;
+      var renderer = new O.Renderer({ canvas: canvas, width: W, height: H, dpr: window.devicePixelRatio || 1,
+        antialias: true, preserveDrawingBuffer: true });
+      var gl = renderer.gl;
+      if (!gl) { return null; }
+      gl.clearColor(1, 1, 1, 1);
+      var distance = 1.1 * radius / Math.tan(Math.PI * 15 / 180), zoom = 1;
+      var camera = new O.Camera(gl, { fov: 30, aspect: W / H, near: 0.1, far: distance * 30 });
+      // Lambert shading with a fog-like depth cue: the far side of the chain fades towards white.
+      var vertex = "attribute vec3 position; attribute vec3 normal;" +
+        "uniform mat4 modelViewMatrix; uniform mat4 projectionMatrix; uniform mat3 normalMatrix;" +
+        "varying vec3 vNormal; varying float vDepth;" +
+        "void main() { vNormal = normalize(normalMatrix * normal); vec4 mv = modelViewMatrix * vec4(position, 1.0);" +
+        " vDepth = -mv.z; gl_Position = projectionMatrix * mv; }";
+      var fragment = "precision highp float; uniform vec3 uColor; uniform float uAlpha; uniform vec2 uFog;" +
+        "varying vec3 vNormal; varying float vDepth;" +
+        "void main() { vec3 n = normalize(vNormal); float d = 0.45 + 0.6 * max(dot(n, normalize(vec3(0.4, 0.6, 1.0))), 0.0);" +
+        " float fog = 0.55 * clamp((vDepth - uFog.x) / (uFog.y - uFog.x), 0.0, 1.0);" +
+        " gl_FragColor = vec4(mix(min(uColor * d, vec3(1.0)), vec3(1.0), fog), uAlpha); }";
+      var fog = [0, 1];
+      function program(transparent) {
+        return new O.Program(gl, { vertex: vertex, fragment: fragment, transparent: transparent, depthWrite: !transparent,
+          cullFace: null, uniforms: { uColor: { value: [0, 0, 0] }, uAlpha: { value: 1 }, uFog: { value: fog } } });
       }
-      arcs.forEach(function (a) {
-        var p = P[a[0]], q = P[a[1]];
-        if (!p || !q || a[0] === a[1]) { return; }
-        ctx.strokeStyle = contact(a[0], a[1]) ? "rgba(31,120,180," + (0.35 + 0.65 * a[2]).toFixed(2) + ")" : "rgba(230,97,0," + (0.3 + 0.6 * a[2]).toFixed(2) + ")";
-        ctx.lineWidth = 0.5 + 6 * a[2];
-        ctx.beginPath(); ctx.moveTo(p[0], p[1]); ctx.lineTo(q[0], q[1]); ctx.stroke();
+      var solid = program(false), glass = program(true);
+      function rgb(hex) { return [1, 3, 5].map(function (k) { return parseInt(hex.slice(k, k + 2), 16) / 255; }); }
+      // Each mesh sets its own colour and opacity on the shared program just before it is drawn.
+      function paint(mesh, colour, alpha) {
+        var c = rgb(colour);
+        mesh.onBeforeRender(function () { mesh.program.uniforms.uColor.value = c; mesh.program.uniforms.uAlpha.value = alpha; });
+      }
+      var root = new O.Transform(), links = new O.Transform();
+      links.setParent(root);
+      var ball = new O.Sphere(gl, { radius: 1, widthSegments: 14, heightSegments: 10 });
+      var rod = new O.Cylinder(gl, { radiusTop: 1, radiusBottom: 1, height: 1, radialSegments: 10 });
+      function at(i) { return new O.Vec3(ca[i][0] - centre[0], ca[i][1] - centre[1], ca[i][2] - centre[2]); }
+      // A rod from p to q: the unit cylinder (along y) scaled, turned and moved.
+      function stick(p, q, r, prog, colour, alpha, parent) {
+        var d = new O.Vec3().sub(q, p), len = d.len();
+        if (len === 0) { return; }
+        d.scale(1 / len);
+        var m = new O.Mesh(gl, { geometry: rod, program: prog });
+        m.position.copy(p).add(q).scale(0.5);
+        // Half-way quaternion turning y onto d: (y × d, 1 + y·d), normalised.
+        if (d.y < -0.999999) { m.quaternion.set(1, 0, 0, 0); } else {
+          var w = 1 + d.y, s = Math.hypot(d.z, d.x, w);
+          m.quaternion.set(d.z / s, 0, -d.x / s, w / s);
+        }
+        m.scale.set(r, len, r);
+        paint(m, colour, alpha);
+        m.setParent(parent);
+      }
+      // The chain: Cα spheres joined by rods, broken where coordinates are missing;
+      // binding sites and PTMs as larger coloured spheres.
+      for (var i = 0; i < n; i++) {
+        if (!ca[i]) { continue; }
+        if (i > 0 && ca[i - 1]) { stick(at(i - 1), at(i), 0.3, solid, TRACE, 1, root); }
+        var big = binding[i] || ptm[i], s = big ? 1.1 : 0.55;
+        var b = new O.Mesh(gl, { geometry: ball, program: solid });
+        b.position.copy(at(i));
+        b.scale.set(s, s, s);
+        paint(b, binding[i] ? BINDING : (ptm[i] ? PTM : RESIDUE), 1);
+        b.setParent(root);
+      }
+      // Attention: rods between residues, radius and opacity ∝ weight.
+      function setArcs(list) {
+        links.children.slice().forEach(function (c) { links.removeChild(c); });
+        shown(list).forEach(function (a) {
+          stick(at(a[0]), at(a[1]), 0.06 + 0.8 * a[2], glass, contact(a[0], a[1]) ? CONTACT : DISTANT, 0.3 + 0.65 * a[2], links);
+        });
+      }
+      root.quaternion.rotateY(0.6);
+      root.quaternion.multiply(new O.Quat().rotateX(0.3), root.quaternion);
+      function render() {
+        var z = distance / zoom;
+        camera.position.set(0, 0, z);
+        camera.lookAt([0, 0, 0]);
+        fog[0] = z - radius; fog[1] = z + radius;
+        renderer.render({ scene: root, camera: camera });
+      }
+      function rotate(dx, dy) {
+        root.quaternion.multiply(new O.Quat().rotateY(dx), root.quaternion);
+        root.quaternion.multiply(new O.Quat().rotateX(dy), root.quaternion);
+        render();
+      }
+      function zoomBy(f) { zoom = Math.max(0.2, Math.min(20, zoom * f)); render(); }
+      return { kind: "webgl", draw: function (list) { setArcs(list); render(); }, rotate: rotate, zoom: zoomBy };
+    }
+    function flat() {
+      // Fallback: orthographic projection of the same view on a 2D canvas.
+      var ctx = canvas.getContext("2d"), yaw = 0.6, pitch = 0.3, zoom = 1, list = [];
+      function project(p) {
+        var x = p[0] - centre[0], y = p[1] - centre[1], z = p[2] - centre[2];
+        var cy = Math.cos(yaw), sy = Math.sin(yaw), cp = Math.cos(pitch), sp = Math.sin(pitch);
+        var x1 = cy * x + sy * z, z1 = -sy * x + cy * z;
+        var y1 = cp * y - sp * z1, z2 = sp * y + cp * z1;
+        var s = zoom * Math.min(canvas.width, canvas.height) * 0.45 / radius;
+        return [canvas.width / 2 + s * x1, canvas.height / 2 - s * y1, z2];
+      }
+      function rgba(hex, a) { return "rgba(" + [1, 3, 5].map(function (k) { return parseInt(hex.slice(k, k + 2), 16); }).join(",") + "," + a.toFixed(2) + ")"; }
+      function render() {
+        ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, canvas.width, canvas.height);
+        var P = ca.map(function (p) { return p ? project(p) : null; });
+        // Depth cue: the far side of the chain is drawn paler (z grows towards the viewer).
+        function shade(z) { var t = Math.max(0, Math.min(1, 0.5 - z / (2 * radius))); return Math.round(120 + 110 * t); }
+        ctx.lineWidth = 2.5;
+        for (var i = 1; i < P.length; i++) {
+          var a = P[i - 1], b = P[i];
+          if (!a || !b) { continue; }
+          var g = shade((a[2] + b[2]) / 2);
+          ctx.strokeStyle = "rgb(" + g + "," + g + "," + g + ")";
+          ctx.beginPath(); ctx.moveTo(a[0], a[1]); ctx.lineTo(b[0], b[1]); ctx.stroke();
+        }
+        shown(list).forEach(function (a) {
+          var p = P[a[0]], q = P[a[1]];
+          ctx.strokeStyle = rgba(contact(a[0], a[1]) ? CONTACT : DISTANT, 0.3 + 0.65 * a[2]);
+          ctx.lineWidth = 0.5 + 6 * a[2];
+          ctx.beginPath(); ctx.moveTo(p[0], p[1]); ctx.lineTo(q[0], q[1]); ctx.stroke();
+        });
+        var order = [];
+        P.forEach(function (p, i) { if (p) { order.push(i); } });
+        order.sort(function (a, b) { return P[a][2] - P[b][2]; });
+        order.forEach(function (i) {
+          var p = P[i], g = shade(p[2]);
+          ctx.fillStyle = binding[i] ? BINDING : (ptm[i] ? PTM : "rgb(" + (g - 60) + "," + (g - 60) + "," + (g - 60) + ")");
+          var r = binding[i] || ptm[i] ? 4.5 : 2.5;
+          ctx.beginPath(); ctx.arc(p[0], p[1], r, 0, 2 * Math.PI); ctx.fill();
+        });
+      }
+      return {
+        kind: "2d", draw: function (l) { list = l; render(); },
+        rotate: function (dx, dy) { yaw += dx; pitch += dy; render(); },
+        zoom: function (f) { zoom = Math.max(0.2, Math.min(20, zoom * f)); render(); },
+      };
+    }
+    var view = null;
+    if (!hasCa) {
+      note.textContent = "This record has no coordinates: no 3D view.";
+      canvas.style.display = "none";
+    } else {
+      view = webgl();
+      if (view) {
+        note.textContent = "Cα trace (WebGL): drag or arrow keys to rotate, wheel or +/− to zoom. " + LEGEND;
+      } else {
+        // A canvas whose WebGL context failed may refuse a 2D one: draw on a fresh copy.
+        var fresh = canvas.cloneNode(false);
+        canvas.parentNode.replaceChild(fresh, canvas);
+        canvas = fresh;
+        view = flat();
+        note.textContent = "WebGL is unavailable in this browser: a flat drawing of the Cα trace instead " +
+          "(drag or arrow keys to rotate, wheel or +/− to zoom). " + LEGEND;
+      }
+      canvas.setAttribute("data-renderer", view.kind);
+      var drag = null;
+      canvas.addEventListener("mousedown", function (e) { drag = [e.clientX, e.clientY]; canvas.focus(); e.preventDefault(); });
+      window.addEventListener("mouseup", function () { drag = null; });
+      window.addEventListener("mousemove", function (e) {
+        if (!drag) { return; }
+        view.rotate((e.clientX - drag[0]) * 0.01, (e.clientY - drag[1]) * 0.01); drag = [e.clientX, e.clientY];
       });
-      var order = [];
-      P.forEach(function (p, i) { if (p) { order.push(i); } });
-      order.sort(function (a, b) { return P[a][2] - P[b][2]; });
-      order.forEach(function (i) {
-        var p = P[i], g = shade(p[2]);
-        ctx.fillStyle = binding[i] ? "#e66100" : (ptm[i] ? "#5e3c99" : "rgb(" + (g - 60) + "," + (g - 60) + "," + (g - 60) + ")");
-        var r = binding[i] || ptm[i] ? 4.5 : 2.5;
-        ctx.beginPath(); ctx.arc(p[0], p[1], r, 0, 2 * Math.PI); ctx.fill();
+      canvas.addEventListener("wheel", function (e) { view.zoom(e.deltaY < 0 ? 1.1 : 1 / 1.1); e.preventDefault(); }, { passive: false });
+      canvas.addEventListener("keydown", function (e) {
+        var k = e.key;
+        if (k === "ArrowLeft") { view.rotate(-0.1, 0); } else if (k === "ArrowRight") { view.rotate(0.1, 0); } else if (k === "ArrowUp") { view.rotate(0, -0.1); } else if (k === "ArrowDown") { view.rotate(0, 0.1); } else if (k === "+" || k === "=") { view.zoom(1.1); } else if (k === "-") { view.zoom(1 / 1.1); } else { return; }
+        e.preventDefault();
       });
     }
-    var drag = null;
-    canvas.addEventListener("mousedown", function (e) { drag = [e.clientX, e.clientY]; });
-    window.addEventListener("mouseup", function () { drag = null; });
-    window.addEventListener("mousemove", function (e) {
-      if (!drag) { return; }
-      yaw += (e.clientX - drag[0]) * 0.01; pitch += (e.clientY - drag[1]) * 0.01; drag = [e.clientX, e.clientY]; draw3d();
-    });
-    canvas.addEventListener("wheel", function (e) { zoom *= e.deltaY < 0 ? 1.1 : 1 / 1.1; draw3d(); e.preventDefault(); }, { passive: false });
-    canvas.addEventListener("keydown", function (e) {
-      var k = e.key;
-      if (k === "ArrowLeft") { yaw -= 0.1; } else if (k === "ArrowRight") { yaw += 0.1; } else if (k === "ArrowUp") { pitch -= 0.1; } else if (k === "ArrowDown") { pitch += 0.1; } else if (k === "+" || k === "=") { zoom *= 1.1; } else if (k === "-") { zoom /= 1.1; } else { return; }
-      e.preventDefault(); draw3d();
-    });
     function show() {
       var key = location.hash.slice(1);
       if (!S.heads.hasOwnProperty(key)) { key = keys[0]; }
       if (key === undefined) { return; }
       pick.value = key;
       arcs = decodeArcs(S.heads[key]);
-      drawArcs(); draw3d();
+      drawArcs(); if (view) { view.draw(arcs); }
     }
     pick.addEventListener("change", function () { location.hash = pick.value; });
     window.addEventListener("hashchange", show);
