@@ -77,6 +77,7 @@ pub fn empty(n_layers: u32, n_heads: u32, null_samples: u32, features: &[String]
                 heads: vec![head.clone(); (n_layers * n_heads) as usize],
             })
             .collect(),
+        visualized: Vec::new(),
     }
 }
 
@@ -99,6 +100,8 @@ pub fn merge(into: &mut PartialCounts, other: &PartialCounts) -> Result<(), Merg
     }
     into.sequences += other.sequences;
     into.residues += other.residues;
+    // Visualised records follow the fold: shard order, record order within a shard.
+    into.visualized.extend(other.visualized.iter().cloned());
     for (a, b) in into.features.iter_mut().zip(&other.features) {
         if a.heads.len() != b.heads.len() {
             return Err(MergeError::Shape(format!(
@@ -185,6 +188,26 @@ mod tests {
         assert_eq!(left.sequences, 8);
         assert_eq!(left.features[1].heads[2].arcs, 8 * 7 + 3 * 2);
         assert_eq!(left.features[0].heads[0].null_hits, vec![8, 11, 14, 0]);
+    }
+
+    #[test]
+    fn visualized_records_follow_the_fold_order() {
+        let seq = |id: &str| crate::pb::SequenceAttention {
+            id: id.into(),
+            residues: 3,
+            layer: vec![0],
+            head: vec![1],
+            i: vec![2],
+            j: vec![0],
+            weight: vec![0.5],
+        };
+        let (mut a, mut b, mut c) = (sample(1), sample(2), sample(3));
+        a.visualized = vec![seq("a1"), seq("a2")];
+        c.visualized = vec![seq("c1")];
+        b.visualized.clear();
+        let all = fold([&a, &b, &c].into_iter()).unwrap().unwrap();
+        let ids: Vec<_> = all.visualized.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["a1", "a2", "c1"]);
     }
 
     #[test]

@@ -136,6 +136,7 @@ fn partial(v: &Value) -> PartialCounts {
         null_samples: int(&v["null_samples"]) as u32,
         sequences: int(&v["sequences"]),
         residues: int(&v["residues"]),
+        visualized: Vec::new(),
         features: v["features"]
             .as_array()
             .expect("features")
@@ -351,6 +352,7 @@ fn stats_never_panic_on_degenerate_inputs() {
                     null_samples: 2,
                     sequences: u64::MAX,
                     residues: 0,
+                    visualized: Vec::new(),
                     features: vec![
                         feature(
                             "contact",
@@ -400,6 +402,7 @@ fn stats_weighted_null_is_on_the_weighted_proportion_scale() {
         null_samples: 0,
         sequences: 1,
         residues: 4,
+        visualized: Vec::new(),
         features: vec![FeatureCounts {
             feature: "binding_site".into(),
             background_hits: 1,
