@@ -505,6 +505,7 @@ pub fn process_task(
         batch_size: (spec.batch_size as usize).max(1),
         null_samples: spec.null_samples,
         seed: spec.seed,
+        visualize: visualize_ids(&spec.config_json),
     };
     let (rows, listed) = (task.rows as usize, &task.row_indices);
     let mut records = headscan_proto::shard::decode_shard(bytes, &url).map_err(|e| e.to_string())?;
@@ -528,6 +529,16 @@ pub fn process_task(
     process_records_until(model, &records, &analysis, device, progress, abandon)
         .map(|c| c.map(|c| (c, ids)))
         .map_err(|e| format!("shard {url}: {e}"))
+}
+
+/// The record ids of config `visualize` in the job's configuration JSON
+/// (none when absent or unreadable: the counts never depend on it).
+fn visualize_ids(config_json: &str) -> Vec<String> {
+    serde_json::from_str::<serde_json::Value>(config_json)
+        .ok()
+        .and_then(|v| v.get("visualize").cloned())
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
 }
 
 /// Sends the outcome until the coordinator answers.

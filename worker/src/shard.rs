@@ -8,6 +8,7 @@ use headscan_proto::record::ProteinRecord;
 use crate::analysis::accumulate::{Accumulator, SequenceInput};
 use crate::analysis::features::{FeatureSpec, record_features};
 use crate::analysis::null::sequence_key;
+use crate::analysis::visualize::{ATTENTION_FLOOR, sparse_attention};
 use crate::models::{LoadedModel, ModelError};
 
 /// What to compute over a set of records.
@@ -25,6 +26,8 @@ pub struct AnalysisSpec {
     pub null_samples: u32,
     /// Seed of the null draws.
     pub seed: u64,
+    /// Ids of the records whose attention is kept (config `visualize`).
+    pub visualize: Vec<String>,
 }
 
 /// Sequences are padded to a multiple of this many tokens (their bucket) and
@@ -38,7 +41,8 @@ pub fn bucket(tokens: usize, limit: usize) -> usize {
 }
 
 /// Runs the model over `records` in batches of equal padded length and
-/// returns their counts. Sums are exact (fixed point), so neither the batch
+/// returns their counts, with the sparse attention of the records named in
+/// `spec.visualize` (in record order). Sums are exact (fixed point), so neither the batch
 /// order nor the grouping changes a bit of the result.
 /// `progress` is called with the number of sequences done after each batch.
 pub fn process_records(
@@ -75,6 +79,8 @@ pub fn process_records_until(
         .iter()
         .map(|r| model.tokenizer.encode(&r.sequence, limit))
         .collect();
+    let mut visualized: std::collections::BTreeMap<usize, headscan_proto::pb::SequenceAttention> =
+        std::collections::BTreeMap::new();
     let mut buckets: std::collections::BTreeMap<usize, Vec<usize>> = std::collections::BTreeMap::new();
     for (i, e) in encoded.iter().enumerate() {
         buckets.entry(bucket(e.ids.len(), limit)).or_default().push(i);
@@ -102,10 +108,25 @@ pub fn process_records_until(
                 })
                 .collect();
             acc.add_batch(&out.attentions, &seqs, model.tokenizer.pads_left())?;
+            for (k, &i) in chunk.iter().enumerate() {
+                if spec.visualize.contains(&records[i].id) {
+                    let s = sparse_attention(
+                        &out.attentions,
+                        k,
+                        &encoded[i],
+                        model.tokenizer.pads_left(),
+                        &records[i].id,
+                        ATTENTION_FLOOR,
+                    )?;
+                    visualized.insert(i, s);
+                }
+            }
             progress(chunk.len());
         }
     }
-    Ok(Some(acc.into_counts()))
+    let mut counts = acc.into_counts();
+    counts.visualized = visualized.into_values().collect();
+    Ok(Some(counts))
 }
 
 #[cfg(test)]

@@ -7,3 +7,4 @@
 pub mod accumulate;
 pub mod features;
 pub mod null;
+pub mod visualize;
