@@ -38,6 +38,9 @@ pub struct PlanArgs {
     /// Replace a plan already at --out.
     #[arg(long)]
     overwrite: bool,
+    /// Record ids whose attention the tasks store for sequence pages (overrides the config's `visualize`).
+    #[arg(long, value_delimiter = ',')]
+    visualize: Vec<String>,
 }
 
 /// Flags of `headscan task`.
@@ -83,6 +86,9 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<()> {
     }
     if args.results.is_some() {
         cfg.out = args.results;
+    }
+    if !args.visualize.is_empty() {
+        cfg.visualize = args.visualize;
     }
     absolute(&mut cfg.model);
     absolute(&mut cfg.dataset);

@@ -1,15 +1,18 @@
-//! `headscan report`: rebuild a finished job's report from its tables, and
-//! optionally give chosen sequences pages of their own (their attention is
-//! recomputed with the job's model on those records only).
+//! `headscan report`: rebuild a finished job's report from its tables,
+//! sequence pages included when the job stored its visualised records'
+//! attention (`sequences.parquet`); `--visualize` recomputes more of them
+//! with the model (for records the job did not store, or jobs made before).
 
-use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use headscan_coordinator::dataset::Dataset;
-use headscan_coordinator::report::sequences::{DISPLAY_FLOOR, SequenceView};
+use headscan_coordinator::report::sequences::{
+    DISPLAY_FLOOR, SequenceView, chosen_heads, view_of_record, views_from_stored,
+};
 use headscan_coordinator::report::{load_results, write_report};
+use headscan_coordinator::sequence_table;
 use headscan_coordinator::stats::AnalysisResults;
 use headscan_proto::record::ProteinRecord;
 use headscan_proto::store::Location;
@@ -24,8 +27,9 @@ pub struct ReportArgs {
     /// Local directory to write the report into (index.html and its files).
     #[arg(long)]
     out: PathBuf,
-    /// Record ids that get a page each (sequences/<id>.html): the heads'
-    /// attention as arcs and on the Cα trace. Needs the job's model and dataset.
+    /// More record ids to give a page (sequences/<id>.html) beside those the
+    /// job stored in sequences.parquet: their attention is recomputed, so this
+    /// needs the job's model and dataset.
     #[arg(long, value_delimiter = ',')]
     visualize: Vec<String>,
     /// Model for --visualize (default: the job's, from summary.json).
@@ -35,6 +39,8 @@ pub struct ReportArgs {
     #[arg(long)]
     dataset: Option<String>,
     /// Store every head on the sequence pages, not only each feature's top heads.
+    /// The records stored with the job need only the dataset (for the
+    /// sequence and the Cα trace), not the model.
     #[arg(long)]
     all_heads: bool,
     /// cpu or cuda:N (for --visualize).
@@ -47,8 +53,15 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
     let (results, mut context) = load_results(&args.results)
         .await
         .with_context(|| format!("cannot read the results at {}", args.results))?;
-    if !args.visualize.is_empty() {
-        context.sequences = sequence_views(&args, &results).await?;
+    context.sequences = stored_views(&args, &results).await?;
+    let more: Vec<String> = unique_ids(&args.visualize)
+        .into_iter()
+        .filter(|id| !context.sequences.iter().any(|v| &v.id == id))
+        .collect();
+    if !more.is_empty() {
+        context
+            .sequences
+            .extend(sequence_views(&args, &more, &results).await?);
     }
     let out = args.out.clone();
     let files = tokio::task::spawn_blocking(move || write_report(&results, &context, &out))
@@ -82,18 +95,7 @@ pub(crate) async fn find_records(url: &str, ids: &[String]) -> anyhow::Result<Ve
         .await
         .with_context(|| format!("cannot open the dataset {url}"))?;
     let ids = unique_ids(ids);
-    let wanted: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
-    let mut found: Vec<ProteinRecord> = Vec::new();
-    for shard in &dataset.manifest.shards {
-        if found.len() == wanted.len() {
-            break;
-        }
-        for r in dataset.read_shard(shard).await? {
-            if wanted.contains(r.id.as_str()) && !found.iter().any(|f| f.id == r.id) {
-                found.push(r);
-            }
-        }
-    }
+    let found = dataset.find_records(&ids).await?;
     ids.iter()
         .map(|id| {
             found
@@ -103,23 +105,6 @@ pub(crate) async fn find_records(url: &str, ids: &[String]) -> anyhow::Result<Ve
                 .with_context(|| format!("--visualize: no record `{id}` in the dataset {url}"))
         })
         .collect()
-}
-
-/// The heads stored on the pages: each feature's top heads, or all.
-fn chosen_heads(results: &AnalysisResults, all: bool) -> BTreeSet<(u32, u32)> {
-    let mut heads = BTreeSet::new();
-    if all || results.features.iter().all(|f| f.top_heads.is_empty()) {
-        for l in 0..results.n_layers {
-            for h in 0..results.n_heads {
-                heads.insert((l, h));
-            }
-        }
-    } else {
-        for f in &results.features {
-            heads.extend(f.top_heads.iter().map(|t| (t.layer, t.head)));
-        }
-    }
-    heads
 }
 
 /// Ids in the order given, trimmed, without blanks or repeats.
@@ -133,12 +118,40 @@ fn unique_ids(ids: &[String]) -> Vec<String> {
     out
 }
 
-/// Runs the model named by the flags (default: the job's) on each chosen record.
-async fn sequence_views(args: &ReportArgs, results: &AnalysisResults) -> anyhow::Result<Vec<SequenceView>> {
+/// Pages of the records whose attention the job stored (`sequences.parquet`),
+/// with their sequence and Cα trace from the dataset; none when the job
+/// stored none.
+async fn stored_views(args: &ReportArgs, results: &AnalysisResults) -> anyhow::Result<Vec<SequenceView>> {
+    let loc = Location::parse(&args.results)?;
+    if !loc.exists(sequence_table::FILE).await? {
+        return Ok(Vec::new());
+    }
+    let file = loc.child_url(sequence_table::FILE);
+    let stored = sequence_table::decode(loc.get(sequence_table::FILE).await?, &file)?;
+    if stored.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (_, job_dataset, _) = job_source(&args.results).await?;
+    let dataset_url = args.dataset.clone().unwrap_or(job_dataset);
+    let ids: Vec<String> = stored.iter().map(|s| s.id.clone()).collect();
+    let records = find_records(&dataset_url, &ids).await?;
+    Ok(views_from_stored(
+        &stored,
+        &records,
+        &chosen_heads(results, args.all_heads),
+    ))
+}
+
+/// Runs the model named by the flags (default: the job's) on the records `ids`.
+async fn sequence_views(
+    args: &ReportArgs,
+    ids: &[String],
+    results: &AnalysisResults,
+) -> anyhow::Result<Vec<SequenceView>> {
     let (job_model, job_dataset, max_len) = job_source(&args.results).await?;
     let model_url = args.model.clone().unwrap_or(job_model);
     let dataset_url = args.dataset.clone().unwrap_or(job_dataset);
-    let records = find_records(&dataset_url, &args.visualize).await?;
+    let records = find_records(&dataset_url, ids).await?;
     let device_handle = headscan_worker::attention::parse_device(&args.device)?;
     let dir = headscan_worker::fetch::resolve_model(&model_url)
         .await
@@ -166,18 +179,7 @@ fn views_of(
                 .with_context(|| format!("attention of {}", r.id))?;
         let [nl, nh, n, n2] = dense.shape;
         anyhow::ensure!(n == n2, "attention of {} is not square", r.id);
-        let mut view = SequenceView {
-            id: r.id.clone(),
-            sequence: r.sequence.chars().take(n).collect(),
-            ca: r
-                .ca_coords
-                .as_ref()
-                .map(|c| c.iter().take(3 * n).copied().collect())
-                .unwrap_or_default(),
-            binding_sites: positions(r.binding_sites.as_deref(), n),
-            ptm_sites: positions(r.ptm_sites.as_deref(), n),
-            heads: Vec::new(),
-        };
+        let mut view = view_of_record(r, n);
         for &(l, h) in &heads {
             let (l_, h_) = (l as usize, h as usize);
             if l_ >= nl || h_ >= nh {
@@ -198,49 +200,4 @@ fn views_of(
         views.push(view);
     }
     Ok(views)
-}
-
-/// 0-based positions below `n`.
-fn positions(p: Option<&[i32]>, n: usize) -> Vec<u32> {
-    p.unwrap_or_default()
-        .iter()
-        .filter(|&&i| i >= 0 && (i as usize) < n)
-        .map(|&i| i as u32)
-        .collect()
-}
-
-/// After `headscan run`: rewrites the job's report under `out_url` with a page
-/// per record of `records` (from config `visualize` / `--visualize`), using the
-/// model the run loaded.
-pub(crate) async fn add_sequence_pages(
-    out_url: &str,
-    records: &[ProteinRecord],
-    model: &headscan_worker::models::LoadedModel,
-    max_len: usize,
-    device: &str,
-) -> anyhow::Result<()> {
-    let (results, mut context) = load_results(out_url)
-        .await
-        .with_context(|| format!("cannot read the results at {out_url}"))?;
-    context.sequences = views_of(model, records, &results, false, max_len, device)?;
-    let out = Location::parse(out_url)?;
-    let scratch = tempfile::tempdir()?;
-    let dir = match out.local_dir() {
-        Some(d) => d.join("report"),
-        None => scratch.path().join("report"),
-    };
-    let files = write_report(&results, &context, &dir)?;
-    if out.local_dir().is_none() {
-        for f in &files {
-            let rel = f
-                .strip_prefix(&dir)
-                .unwrap_or(f)
-                .to_string_lossy()
-                .replace('\\', "/");
-            out.put(&format!("report/{rel}"), std::fs::read(f)?.into())
-                .await?;
-        }
-    }
-    tracing::info!(sequences = records.len(), "sequence pages written");
-    Ok(())
 }

@@ -68,17 +68,16 @@ pub async fn run(cfg: RunConfig, progress_bar: bool) -> anyhow::Result<()> {
             cfg.sample
         );
     }
-    // Records to visualise are found before any model work (an unknown id is an error).
-    let visualize = if cfg.visualize.is_empty() {
-        Vec::new()
-    } else {
-        crate::report::find_records(&dataset_url, &cfg.visualize).await?
-    };
+    // Records to visualise are checked before any model work (an unknown id
+    // is an error); the workers store their attention with the counts.
+    if !cfg.visualize.is_empty() {
+        crate::report::find_records(&dataset_url, &cfg.visualize).await?;
+    }
     // The model is loaded once, before any task, and shared by the workers.
     let device = headscan_worker::attention::parse_device(&cfg.device)?;
     let models = Arc::new(ModelCache::default());
     let worker_metrics = Arc::new(WorkerMetrics::default());
-    let loaded = models
+    models
         .get(&model_url, &device, &worker_metrics)
         .await
         .map_err(anyhow::Error::msg)?;
@@ -137,16 +136,6 @@ pub async fn run(cfg: RunConfig, progress_bar: bool) -> anyhow::Result<()> {
     let status = outcome?;
     match JobState::try_from(status.state) {
         Ok(JobState::Succeeded) => {
-            if !visualize.is_empty() {
-                crate::report::add_sequence_pages(
-                    &status.output,
-                    &visualize,
-                    &loaded.model,
-                    cfg.max_len,
-                    &cfg.device,
-                )
-                .await?;
-            }
             tracing::info!(sequences = status.sequences_done, out = %status.output, "run finished");
             Ok(())
         }
@@ -260,7 +249,8 @@ pub struct RunArgs {
     /// Sequences per forward pass.
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Record ids that get a page in the report: attention as arcs and on the Cα trace (run only).
+    /// Record ids whose attention (weights ≥ 0.05) the workers store in sequences.parquet; each
+    /// gets a page in the report: arcs over the sequence and the Cα trace.
     #[arg(long, value_delimiter = ',')]
     pub visualize: Option<Vec<String>>,
 }

@@ -52,13 +52,6 @@ fn absolute(s: &mut Option<String>) {
 /// Submits (and with --wait, follows) a job.
 pub async fn run(args: SubmitArgs) -> anyhow::Result<()> {
     let mut cfg = args.run.into_config()?;
-    if !cfg.visualize.is_empty() {
-        anyhow::bail!(
-            "--visualize (config `visualize`) needs the model where the report is written: once the job \
-             has finished, run `headscan report --results <its output> --out DIR --visualize {}`",
-            cfg.visualize.join(",")
-        );
-    }
     absolute(&mut cfg.model);
     absolute(&mut cfg.dataset);
     absolute(&mut cfg.out);

@@ -9,12 +9,13 @@ use cluster::*;
 fn three_workers_one_worker_and_run_give_the_same_tables() {
     let tmp = tempfile::tempdir().unwrap();
     let ds = demo_dataset(tmp.path(), 2);
-    let reference = embedded_run(tmp.path(), &ds, "run-out");
+    let vis = ["--visualize", VISUALIZE];
+    let reference = embedded_run_with(tmp.path(), &ds, "run-out", &vis);
 
     let c = coordinator(tmp.path(), 0, &[]);
     let _w1 = worker(tmp.path(), &c.url, 0, &[]);
     let one = tmp.path().join("one-worker");
-    let o = submit(&c.url, &ds, &one, &["--wait"]);
+    let o = submit(&c.url, &ds, &one, &["--wait", vis[0], vis[1]]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let first = job_id(&o);
     assert!(first.starts_with("j-"), "{first}");
@@ -22,7 +23,12 @@ fn three_workers_one_worker_and_run_give_the_same_tables() {
     let _w2 = worker(tmp.path(), &c.url, 0, &[]);
     let _w3 = worker(tmp.path(), &c.url, 0, &["--no-prefetch"]);
     let three = tmp.path().join("three-workers");
-    let o = submit(&c.url, &ds, &three, &["--wait", "--name", "three"]);
+    let o = submit(
+        &c.url,
+        &ds,
+        &three,
+        &["--wait", "--name", "three", vis[0], vis[1]],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let second = job_id(&o);
 
@@ -33,6 +39,37 @@ fn three_workers_one_worker_and_run_give_the_same_tables() {
     assert_eq!(summary["sequences"], 12);
     assert_eq!(summary["shards"], 6);
     assert!(three.join("report/index.html").is_file());
+    // The workers' stored attention of the visualised records (in dataset
+    // order, across shards) gives the cluster job its sequence pages.
+    let stored = headscan_coordinator::sequence_table::decode(
+        std::fs::read(three.join("sequences.parquet")).unwrap().into(),
+        "sequences.parquet",
+    )
+    .unwrap();
+    let ids: Vec<&str> = stored.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["SYN#001", "SYN#004", "SYN#011"]);
+    assert!(
+        stored
+            .iter()
+            .all(|s| !s.weight.is_empty() && s.weight.iter().all(|&w| w >= 0.05))
+    );
+    let pages = |d: &std::path::Path| {
+        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(d.join("report/sequences"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| {
+                (
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let (mine, theirs) = (pages(&three), pages(&reference));
+    assert_eq!(mine.iter().filter(|p| p.0.ends_with(".html")).count(), 3);
+    assert!(mine == theirs, "the same sequence pages as `headscan run`");
 
     // The partials sit at keys fixed by (job, shard), under the store.
     for shard in 0..6 {
@@ -71,7 +108,7 @@ fn three_workers_one_worker_and_run_give_the_same_tables() {
     // --if-changed: the same model files, dataset content and configuration
     // already succeeded (job `second`, the latest such), so nothing is run.
     let again = tmp.path().join("again");
-    let o = submit(&c.url, &ds, &again, &["--if-changed", "--wait"]);
+    let o = submit(&c.url, &ds, &again, &["--if-changed", "--wait", vis[0], vis[1]]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(job_id(&o), second);
     assert!(!again.exists(), "an unchanged job writes nothing");

@@ -45,19 +45,20 @@ fn job_of(plan_dir: &Path) -> String {
 fn plan_task_reduce_equals_the_coordinator_byte_for_byte() {
     let tmp = tempfile::tempdir().unwrap();
     let ds = demo_dataset(tmp.path(), 2);
-    let reference = embedded_run(tmp.path(), &ds, "run-out");
+    let vis = ["--visualize", VISUALIZE];
+    let reference = embedded_run_with(tmp.path(), &ds, "run-out", &vis);
 
     // The coordinator's job, for its partials.
     let c = coordinator(tmp.path(), 0, &[]);
     let _w = worker(tmp.path(), &c.url, 0, &[]);
     let coord_out = tmp.path().join("coordinator-out");
-    let o = submit(&c.url, &ds, &coord_out, &["--wait"]);
+    let o = submit(&c.url, &ds, &coord_out, &["--wait", vis[0], vis[1]]);
     let coord_job = job_id(&o);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     let plan_dir = tmp.path().join("plan");
     let results = tmp.path().join("engine-out");
-    let stdout = ok(&plan(&plan_dir, &ds, &results, &[]));
+    let stdout = ok(&plan(&plan_dir, &ds, &results, &vis));
     assert_eq!(
         stdout.lines().last(),
         Some("6"),

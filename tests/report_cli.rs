@@ -176,7 +176,9 @@ fn a_missing_table_is_named() {
 }
 
 /// `--visualize` on a job over real structures: a page per record with its
-/// residues, Cα trace and the top heads' arcs; an unknown id is named.
+/// residues, Cα trace and the top heads' arcs, recomputed by `report` or
+/// stored by the job's workers (`sequences.parquet`) with the same bytes; an
+/// unknown id is named.
 #[test]
 fn visualize_writes_a_page_per_sequence_with_coordinates() {
     let Some(data) = common::test_data() else {
@@ -261,7 +263,9 @@ fn visualize_writes_a_page_per_sequence_with_coordinates() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("9zzz.Q"));
 
-    // `headscan run --visualize` writes the same pages into the job's report.
+    // `headscan run --visualize`: the workers store the record's attention
+    // (weights ≥ 0.05) in sequences.parquet, and the job's report has the
+    // same page as the recomputed one.
     let job2 = dir.path().join("job2");
     let o = headscan(&[
         "run",
@@ -279,11 +283,36 @@ fn visualize_writes_a_page_per_sequence_with_coordinates() {
         "1acj.A",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stored = headscan_coordinator::sequence_table::decode(
+        std::fs::read(job2.join("sequences.parquet")).unwrap().into(),
+        "sequences.parquet",
+    )
+    .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        (stored[0].id.as_str(), stored[0].residues as usize),
+        ("1acj.A", n)
+    );
+    assert!(stored[0].weight.iter().all(|&w| (0.05..=1.0).contains(&w)));
     assert_eq!(
         files(&job2.join("report/sequences")),
         files(&out.join("sequences"))
     );
     assert_eq!(files(&job2.join("report")), files(&out));
+    // `headscan report` rebuilds the pages from sequences.parquet alone: the
+    // model is never loaded (a model that does not exist changes nothing).
+    let rebuilt = dir.path().join("rebuilt");
+    let o = headscan(&[
+        "report",
+        "--results",
+        job2.to_str().unwrap(),
+        "--out",
+        rebuilt.to_str().unwrap(),
+        "--model",
+        dir.path().join("no-such-model").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(files(&rebuilt), files(&job2.join("report")));
     // An unknown id fails the run before any model work, naming it.
     let o = headscan(&[
         "run",
@@ -302,18 +331,4 @@ fn visualize_writes_a_page_per_sequence_with_coordinates() {
     ]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("9zzz.Q"));
     assert!(!dir.path().join("job3/summary.json").exists());
-    // submit refuses it with the way to get the pages.
-    let o = headscan(&[
-        "submit",
-        "--coordinator",
-        "http://127.0.0.1:9",
-        "--model",
-        "m",
-        "--dataset",
-        "d",
-        "--visualize",
-        "1acj.A",
-    ]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("headscan report"), "{err}");
 }

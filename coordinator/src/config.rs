@@ -85,9 +85,9 @@ pub struct RunConfig {
     pub contact: ContactConfig,
     /// Notes shown at the top of the report.
     pub notes: Vec<String>,
-    /// Record ids that get a page each in the report (`report/sequences/<id>.html`:
-    /// a head's attention as arcs and on the Cα trace). `headscan run` only; for
-    /// a cluster job use `headscan report --visualize` once it has finished.
+    /// Record ids whose attention the workers store (weights ≥ 0.05, in
+    /// `sequences.parquet`); each gets a page in the report
+    /// (`report/sequences/<id>.html`: a head's attention as arcs and on the Cα trace).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub visualize: Vec<String>,
 }

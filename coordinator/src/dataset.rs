@@ -69,6 +69,24 @@ impl Dataset {
         &self.location
     }
 
+    /// The records whose id is in `ids`, in dataset order (ids not found are
+    /// left out; reading stops once every id is found).
+    pub async fn find_records(&self, ids: &[String]) -> Result<Vec<ProteinRecord>, DatasetError> {
+        let wanted: std::collections::BTreeSet<&str> = ids.iter().map(String::as_str).collect();
+        let mut found: Vec<ProteinRecord> = Vec::new();
+        for shard in &self.manifest.shards {
+            if found.len() == wanted.len() {
+                break;
+            }
+            for r in self.read_shard(shard).await? {
+                if wanted.contains(r.id.as_str()) && !found.iter().any(|f| f.id == r.id) {
+                    found.push(r);
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Reads and decodes one shard.
     pub async fn read_shard(&self, shard: &ShardEntry) -> Result<Vec<ProteinRecord>, DatasetError> {
         let bytes = self.location.get(&shard.url).await?;

@@ -31,6 +31,12 @@ pub enum FinishError {
     /// summary.json could not be encoded.
     #[error("summary.json: {0}")]
     Json(#[from] serde_json::Error),
+    /// sequences.parquet could not be encoded.
+    #[error(transparent)]
+    Sequences(#[from] crate::sequence_table::SequenceTableError),
+    /// The dataset could not be read back for the sequence pages.
+    #[error("sequence pages: {0}")]
+    Dataset(#[from] crate::dataset::DatasetError),
 }
 
 /// What a finished job knows besides its counts.
@@ -83,13 +89,32 @@ pub async fn write_outputs(
     let results = compute(reduced, &options);
     let out = Location::parse(&out_url)?;
     let mut written = crate::outputs::write_tables(&results, &out).await?;
-    let context = ReportContext {
+    let mut context = ReportContext {
         title: format!("{model_url} on {dataset_url}"),
         notes: cfg.notes.clone(),
         threshold: cfg.threshold,
         min_arcs: cfg.min_arcs,
         ..Default::default()
     };
+    // The visualised records' attention, as the workers stored it, and their pages.
+    if !cfg.visualize.is_empty() {
+        let table = crate::sequence_table::encode(&reduced.visualized)?;
+        out.put(crate::sequence_table::FILE, table.into()).await?;
+        written.push(crate::sequence_table::FILE.into());
+        let ids: Vec<String> = reduced.visualized.iter().map(|s| s.id.clone()).collect();
+        let records = crate::dataset::Dataset::open(&dataset_url)
+            .await?
+            .find_records(&ids)
+            .await?;
+        for id in &cfg.visualize {
+            if !ids.contains(id) {
+                tracing::warn!(id = %id, "visualize: record not among the job's sequences, no page");
+            }
+        }
+        let heads = crate::report::sequences::chosen_heads(&results, false);
+        context.sequences =
+            crate::report::sequences::views_from_stored(&reduced.visualized, &records, &heads);
+    }
     // The report is written locally, then uploaded when the output is remote.
     let (report_dir, temp) = match out.local_dir() {
         Some(dir) => (dir.join("report"), None),
@@ -106,9 +131,10 @@ pub async fn write_outputs(
     };
     for f in &report_files {
         let name = f
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+            .strip_prefix(&report_dir)
+            .unwrap_or(f)
+            .to_string_lossy()
+            .replace('\\', "/");
         if temp.is_some() {
             out.put(&format!("report/{name}"), std::fs::read(f)?.into())
                 .await?;

@@ -18,6 +18,8 @@
 //! - [`engine`]: engine-native jobs (plan, one task per array index,
 //!   reduce) for Slurm arrays and Kubernetes Indexed Jobs;
 //! - [`top_heads`]: a finished job's best heads for one feature, as a table;
+//! - [`sequence_table`]: `sequences.parquet`, the stored attention of the
+//!   records a job visualises;
 //! - [`probe`]: diagnostic probes trained from per-shard sufficient statistics.
 //!
 //! It must not run models or touch attention tensors (that is
@@ -48,6 +50,7 @@ pub mod registry;
 pub mod report;
 pub mod scheduler;
 pub mod selection;
+pub mod sequence_table;
 pub mod server;
 pub mod service;
 pub mod state;

@@ -180,9 +180,19 @@ pub fn demo_dataset(dir: &Path, rows: usize) -> PathBuf {
 
 /// `headscan run` of the demo job; returns the output directory.
 pub fn embedded_run(dir: &Path, dataset: &Path, name: &str) -> PathBuf {
+    embedded_run_with(dir, dataset, name, &[])
+}
+
+/// Demo records (in different shards at 2 rows per shard) whose attention
+/// the byte-for-byte comparisons store in `sequences.parquet`.
+pub const VISUALIZE: &str = "SYN#001,SYN#004,SYN#011";
+
+/// `headscan run` of the demo job with `extra` flags; returns the output directory.
+pub fn embedded_run_with(dir: &Path, dataset: &Path, name: &str, extra: &[&str]) -> PathBuf {
     let out = dir.join(name);
     let mut args = vec!["run".to_string()];
     args.extend(demo_flags(dataset, &out));
+    args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let o = headscan(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -248,7 +258,18 @@ pub fn shards_done(status: &str) -> u32 {
 
 /// Asserts that the three tables of two outputs are the same bytes.
 pub fn assert_same_tables(a: &Path, b: &Path) {
-    for table in ["heads.parquet", "layers.parquet", "null.parquet"] {
+    assert_eq!(
+        a.join("sequences.parquet").exists(),
+        b.join("sequences.parquet").exists(),
+        "sequences.parquet in one of {} and {} only",
+        a.display(),
+        b.display()
+    );
+    let mut tables = vec!["heads.parquet", "layers.parquet", "null.parquet"];
+    if a.join("sequences.parquet").exists() {
+        tables.push("sequences.parquet");
+    }
+    for table in tables {
         let (x, y) = (std::fs::read(a.join(table)), std::fs::read(b.join(table)));
         assert!(
             x.is_ok() && y.is_ok(),

@@ -1,17 +1,27 @@
 //! Per-sequence pages: `sequences/<stem>.html` shows a chosen head's
 //! attention on one protein as arcs over the sequence and on the chain's Cα
 //! trace in 3D (rotate with the mouse or arrow keys, zoom with the wheel or
-//! +/-), with binding sites, PTMs and Cα contacts highlighted. The data of a
+//! +/-), with binding sites, PTMs and Cα contacts highlighted; built from
+//! the attention the workers stored in `sequences.parquet`. The data of a
 //! page is `sequences/<stem>.js`: weights are quantised to 1/255 and packed
 //! as base64 (i: u16, j: u16, w: u8 per arc, little endian).
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
+
+use headscan_proto::pb::SequenceAttention;
+use headscan_proto::record::ProteinRecord;
+
+use crate::stats::AnalysisResults;
 
 /// Weights below this are not drawn (nor stored in the page).
 pub const DISPLAY_FLOOR: f32 = 0.1;
 
+/// One arc: from (query), to (key), weight.
+pub type Arc = (u32, u32, f32);
+
 /// One head's arcs on a sequence: 0-based layer, head, then (from, to, weight).
-pub type HeadArcs = (u32, u32, Vec<(u32, u32, f32)>);
+pub type HeadArcs = (u32, u32, Vec<Arc>);
 
 /// One visualised sequence.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -109,6 +119,80 @@ pub(crate) fn data_js(view: &SequenceView, n_layers: u32, n_heads: u32) -> Strin
     o
 }
 
+/// The heads stored on the pages: each feature's top heads (every head when
+/// `all` or when no feature has top heads).
+pub fn chosen_heads(results: &AnalysisResults, all: bool) -> BTreeSet<(u32, u32)> {
+    let mut heads = BTreeSet::new();
+    if all || results.features.iter().all(|f| f.top_heads.is_empty()) {
+        for l in 0..results.n_layers {
+            for h in 0..results.n_heads {
+                heads.insert((l, h));
+            }
+        }
+    } else {
+        for f in &results.features {
+            heads.extend(f.top_heads.iter().map(|t| (t.layer, t.head)));
+        }
+    }
+    heads
+}
+
+/// 0-based positions below `n`.
+fn positions(p: Option<&[i32]>, n: usize) -> Vec<u32> {
+    p.unwrap_or_default()
+        .iter()
+        .filter(|&&i| i >= 0 && (i as usize) < n)
+        .map(|&i| i as u32)
+        .collect()
+}
+
+/// The page of `record` (sequence, Cα trace, sites), truncated to `n` residues, without heads.
+pub fn view_of_record(record: &ProteinRecord, n: usize) -> SequenceView {
+    SequenceView {
+        id: record.id.clone(),
+        sequence: record.sequence.chars().take(n).collect(),
+        ca: record
+            .ca_coords
+            .as_ref()
+            .map(|c| c.iter().take(3 * n).copied().collect())
+            .unwrap_or_default(),
+        binding_sites: positions(record.binding_sites.as_deref(), n),
+        ptm_sites: positions(record.ptm_sites.as_deref(), n),
+        heads: Vec::new(),
+    }
+}
+
+/// Pages from the attention the workers stored (`sequences.parquet`): for
+/// each stored record whose dataset record is in `records`, the `heads`' arcs
+/// ≥ [`DISPLAY_FLOOR`]. Stored records without a dataset record are skipped.
+pub fn views_from_stored(
+    stored: &[SequenceAttention],
+    records: &[ProteinRecord],
+    heads: &BTreeSet<(u32, u32)>,
+) -> Vec<SequenceView> {
+    let mut views = Vec::new();
+    for s in stored {
+        let Some(r) = records.iter().find(|r| r.id == s.id) else {
+            continue;
+        };
+        let mut view = view_of_record(r, s.residues as usize);
+        let mut by_head: std::collections::BTreeMap<(u32, u32), Vec<Arc>> =
+            heads.iter().map(|&k| (k, Vec::new())).collect();
+        for k in 0..s.weight.len() {
+            let w = s.weight[k];
+            if w < DISPLAY_FLOOR {
+                continue;
+            }
+            if let Some(arcs) = by_head.get_mut(&(s.layer[k], s.head[k])) {
+                arcs.push((s.i[k], s.j[k], w));
+            }
+        }
+        view.heads = by_head.into_iter().map(|((l, h), a)| (l, h, a)).collect();
+        views.push(view);
+    }
+    views
+}
+
 /// `sequences/<stem>.html` of one sequence.
 pub(crate) fn page(view: &SequenceView, stem: &str, title: &str) -> String {
     let esc = super::svg::escape;
@@ -149,6 +233,42 @@ mod tests {
         assert_eq!(base64(b"f"), "Zg==");
         assert_eq!(base64(b"fo"), "Zm8=");
         assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn stored_attention_becomes_the_chosen_heads_arcs_above_the_display_floor() {
+        let record = ProteinRecord {
+            id: "p".into(),
+            sequence: "MKTAY".into(),
+            ca_coords: Some((0..15).map(|v| v as f32).collect()),
+            resolved: None,
+            ss8: None,
+            binding_sites: Some(vec![1, 7]),
+            ptm_sites: None,
+            sites: None,
+            source: "test".into(),
+        };
+        let stored = SequenceAttention {
+            id: "p".into(),
+            residues: 4,
+            layer: vec![0, 0, 1, 1],
+            head: vec![0, 1, 0, 0],
+            i: vec![0, 1, 2, 3],
+            j: vec![1, 2, 3, 0],
+            weight: vec![0.5, 0.9, 0.07, 0.3],
+        };
+        let heads: BTreeSet<(u32, u32)> = [(0, 0), (1, 0)].into();
+        let views = views_from_stored(&[stored], &[record], &heads);
+        assert_eq!(views.len(), 1);
+        let v = &views[0];
+        assert_eq!(
+            (v.sequence.as_str(), v.ca.len(), v.binding_sites.clone()),
+            ("MKTA", 12, vec![1])
+        );
+        assert_eq!(
+            v.heads,
+            vec![(0, 0, vec![(0, 1, 0.5)]), (1, 0, vec![(3, 0, 0.3)])]
+        );
     }
 
     #[test]
