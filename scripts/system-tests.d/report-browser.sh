@@ -4,7 +4,7 @@
 # opened from file:// in headless Chromium driven by playwright-core: no
 # console errors, no network requests, hovering and clicking a heatmap cell
 # shows heads.parquet's numbers (read independently by `headscan results
-# top`), the keyboard moves over the grid, a sequence page (--visualize)
+# top`), the keyboard moves over the grid, a sequence page (run --visualize)
 # draws arcs and a non-blank WebGL 3D Cα view (SwiftShader) that rotates on
 # drag and keys and zooms, and without WebGL the 2D fallback.
 # Screenshots: target/system-tests/report/.
@@ -36,8 +36,14 @@ rm -rf "$art"
 mkdir -p "$art"
 RUST_LOG=warn "$bin" ingest --format structures --input "$data/structures" --out "$work/ds"
 RUST_LOG=warn "$bin" run --config configs/demo.toml --model tests/fixtures/models/esm2 \
-    --dataset "$work/ds" --out "$work/job" --features contact,aa
-RUST_LOG=warn "$bin" report --results "file://$work/job" --out "$art/site" --visualize 1acj.A,1hwu.A
+    --dataset "$work/ds" --out "$work/job" --features contact,aa --visualize 1acj.A,1hwu.A
+# The sequence pages come from the attention the job's workers stored (sequences.parquet).
+RUST_LOG=warn "$bin" report --results "file://$work/job" --out "$art/site"
 "$bin" results top --results "$work/job" --feature contact --top 1 > "$art/top.txt"
-PLAYWRIGHT_PREFIX="$prefix" timeout 300 node tests/browser/report.mjs "$art/site" contact "$art/top.txt" "$art" "$work/job/report"
+# A report without sequence pages: the same job's tables without sequences.parquet.
+mkdir -p "$work/plain"
+cp "$work/job/"*.parquet "$work/job/summary.json" "$work/plain/"
+rm "$work/plain/sequences.parquet"
+RUST_LOG=warn "$bin" report --results "$work/plain" --out "$work/plain/report" > /dev/null
+PLAYWRIGHT_PREFIX="$prefix" timeout 300 node tests/browser/report.mjs "$art/site" contact "$art/top.txt" "$art" "$work/plain/report"
 echo "report-browser: passed (screenshots in $art)"
