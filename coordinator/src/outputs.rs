@@ -10,8 +10,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use bytes::Bytes;
 use headscan_proto::store::{Location, StoreError};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::basic::ZstdLevel;
 
 use crate::stats::AnalysisResults;
 
@@ -66,10 +65,7 @@ pub fn parquet_bytes(
     batch: &RecordBatch,
     level: ZstdLevel,
 ) -> Result<Vec<u8>, parquet::errors::ParquetError> {
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(level))
-        .set_created_by(format!("headscan {}", env!("CARGO_PKG_VERSION")))
-        .build();
+    let props = headscan_proto::parquet_writer::writer_properties(level);
     let mut buf = Vec::new();
     let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))?;
     w.write(batch)?;

@@ -22,17 +22,31 @@ pub const EMBEDDINGS_KIND: &str = "headscan.embeddings";
 /// Version of the embedding table schema.
 pub const EMBEDDINGS_SCHEMA_VERSION: u32 = 1;
 
+/// A non-null column `name` of vectors of `width` float32 values.
+pub(crate) fn vector_field(name: &str, width: usize) -> Field {
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    Field::new(name, DataType::FixedSizeList(item, width as i32), false)
+}
+
+/// Row-major `values` as a column of vectors of `width` values.
+pub(crate) fn vector_array(values: &[f32], width: usize) -> Result<FixedSizeListArray, EmbeddingsError> {
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    FixedSizeListArray::try_new(
+        item,
+        width as i32,
+        Arc::new(Float32Array::from(values.to_vec())),
+        None,
+    )
+    .map_err(|e| EmbeddingsError::Invalid(e.to_string()))
+}
+
 /// Arrow schema of an embedding shard whose vectors have `dim` values.
 pub fn schema(dim: usize) -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("id", DataType::Utf8, false),
         Field::new("position", DataType::Int32, false),
         Field::new("layer", DataType::Int32, false),
-        Field::new(
-            "embedding",
-            DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, false)), dim as i32),
-            false,
-        ),
+        vector_field("embedding", dim),
     ]))
 }
 
@@ -94,10 +108,7 @@ impl EmbeddingRows {
 
     /// The rows as an Arrow batch of [`schema`].
     pub fn to_batch(&self) -> Result<RecordBatch, EmbeddingsError> {
-        let item = Arc::new(Field::new("item", DataType::Float32, false));
-        let values = Float32Array::from(self.values.clone());
-        let list = FixedSizeListArray::try_new(item, self.dim as i32, Arc::new(values), None)
-            .map_err(|e| EmbeddingsError::Invalid(e.to_string()))?;
+        let list = vector_array(&self.values, self.dim)?;
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from_iter_values(&self.ids)),
             Arc::new(Int32Array::from(self.positions.clone())),
@@ -153,22 +164,16 @@ impl EmbeddingRows {
 /// Writes embedding rows into one Parquet file (zstd), one row group per
 /// [`EmbeddingWriter::write`] call at most, so memory stays one batch.
 pub struct EmbeddingWriter<W: std::io::Write + Send> {
-    inner: parquet::arrow::ArrowWriter<W>,
+    inner: crate::parquet_writer::TableWriter<W>,
     dim: usize,
-    rows: u64,
 }
 
 impl<W: std::io::Write + Send> EmbeddingWriter<W> {
     /// A writer of vectors of `dim` values into `sink`.
     pub fn new(sink: W, dim: usize) -> Result<Self, EmbeddingsError> {
-        use parquet::basic::{Compression, ZstdLevel};
-        let props = parquet::file::properties::WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .set_created_by(format!("headscan {}", env!("CARGO_PKG_VERSION")))
-            .build();
-        let inner = parquet::arrow::ArrowWriter::try_new(sink, schema(dim), Some(props))
+        let inner = crate::parquet_writer::TableWriter::new(sink, schema(dim))
             .map_err(|e| EmbeddingsError::Invalid(e.to_string()))?;
-        Ok(Self { inner, dim, rows: 0 })
+        Ok(Self { inner, dim })
     }
 
     /// Appends rows (their `dim` must be the writer's).
@@ -184,18 +189,14 @@ impl<W: std::io::Write + Send> EmbeddingWriter<W> {
         }
         self.inner
             .write(&rows.to_batch()?)
-            .and_then(|_| self.inner.flush())
-            .map_err(|e| EmbeddingsError::Invalid(e.to_string()))?;
-        self.rows += rows.len() as u64;
-        Ok(())
+            .map_err(|e| EmbeddingsError::Invalid(e.to_string()))
     }
 
     /// Finishes the file; returns the rows written.
     pub fn finish(self) -> Result<u64, EmbeddingsError> {
         self.inner
-            .close()
-            .map_err(|e| EmbeddingsError::Invalid(e.to_string()))?;
-        Ok(self.rows)
+            .finish()
+            .map_err(|e| EmbeddingsError::Invalid(e.to_string()))
     }
 }
 

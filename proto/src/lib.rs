@@ -33,6 +33,7 @@ pub mod features;
 pub mod ids;
 pub mod manifest;
 pub mod pair_table;
+pub mod parquet_writer;
 pub mod probe_metrics;
 pub mod record;
 pub mod shard;

@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, FixedSizeListArray, Float32Array, Int32Array, RecordBatch, StringArray};
+use arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use crate::embeddings::EmbeddingsError;
+use crate::embeddings::{EmbeddingsError, vector_array, vector_field};
 
 /// Arrow schema of a pair shard with `width` values per row.
 pub fn pair_schema(width: usize) -> SchemaRef {
@@ -18,14 +18,7 @@ pub fn pair_schema(width: usize) -> SchemaRef {
         Field::new("i", DataType::Int32, false),
         Field::new("j", DataType::Int32, false),
         Field::new("layer", DataType::Int32, false),
-        Field::new(
-            "attention",
-            DataType::FixedSizeList(
-                Arc::new(Field::new("item", DataType::Float32, false)),
-                width as i32,
-            ),
-            false,
-        ),
+        vector_field("attention", width),
     ]))
 }
 
@@ -91,15 +84,7 @@ impl PairRows {
 
     /// The rows as an Arrow batch of [`pair_schema`].
     pub fn to_batch(&self) -> Result<RecordBatch, EmbeddingsError> {
-        let bad = |e: arrow::error::ArrowError| EmbeddingsError::Invalid(e.to_string());
-        let item = Arc::new(Field::new("item", DataType::Float32, false));
-        let list = FixedSizeListArray::try_new(
-            item,
-            self.width as i32,
-            Arc::new(Float32Array::from(self.values.clone())),
-            None,
-        )
-        .map_err(bad)?;
+        let list = vector_array(&self.values, self.width)?;
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from_iter_values(&self.ids)),
             Arc::new(Int32Array::from(self.i.clone())),
@@ -107,27 +92,22 @@ impl PairRows {
             Arc::new(Int32Array::from(self.layers.clone())),
             Arc::new(list),
         ];
-        RecordBatch::try_new(pair_schema(self.width), columns).map_err(bad)
+        RecordBatch::try_new(pair_schema(self.width), columns)
+            .map_err(|e| EmbeddingsError::Invalid(e.to_string()))
     }
 }
 
 /// Writes pair rows into one Parquet file (zstd), a batch at a time.
 pub struct PairWriter<W: std::io::Write + Send> {
-    inner: parquet::arrow::ArrowWriter<W>,
-    rows: u64,
+    inner: crate::parquet_writer::TableWriter<W>,
 }
 
 impl<W: std::io::Write + Send> PairWriter<W> {
     /// A writer of rows of `width` values into `sink`.
     pub fn new(sink: W, width: usize) -> Result<Self, EmbeddingsError> {
-        use parquet::basic::{Compression, ZstdLevel};
-        let props = parquet::file::properties::WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .set_created_by(format!("headscan {}", env!("CARGO_PKG_VERSION")))
-            .build();
-        let inner = parquet::arrow::ArrowWriter::try_new(sink, pair_schema(width), Some(props))
+        let inner = crate::parquet_writer::TableWriter::new(sink, pair_schema(width))
             .map_err(|e| EmbeddingsError::Invalid(e.to_string()))?;
-        Ok(Self { inner, rows: 0 })
+        Ok(Self { inner })
     }
 
     /// Appends rows.
@@ -137,17 +117,13 @@ impl<W: std::io::Write + Send> PairWriter<W> {
         }
         self.inner
             .write(&rows.to_batch()?)
-            .and_then(|_| self.inner.flush())
-            .map_err(|e| EmbeddingsError::Invalid(e.to_string()))?;
-        self.rows += rows.len() as u64;
-        Ok(())
+            .map_err(|e| EmbeddingsError::Invalid(e.to_string()))
     }
 
     /// Finishes the file; returns the rows written.
     pub fn finish(self) -> Result<u64, EmbeddingsError> {
         self.inner
-            .close()
-            .map_err(|e| EmbeddingsError::Invalid(e.to_string()))?;
-        Ok(self.rows)
+            .finish()
+            .map_err(|e| EmbeddingsError::Invalid(e.to_string()))
     }
 }
