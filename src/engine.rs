@@ -207,6 +207,7 @@ pub async fn task(args: TaskArgs) -> anyhow::Result<()> {
     let result = ShardResult {
         partial: Some(counts),
         record_ids: ids,
+        probe: None,
     };
     if engine::commit(&loc, &plan, commit, result).await? {
         tracing::info!(job = %plan.job_id, shard = index, sequences, "shard committed");

@@ -10,6 +10,7 @@ use headscan_coordinator::inspect;
 use headscan_proto::features::ContactRule;
 
 mod client;
+mod cluster;
 mod coordinator;
 mod engine;
 mod extract;

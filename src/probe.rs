@@ -1,36 +1,37 @@
-//! `headscan probe`: per-layer linear probes on frozen residue embeddings
-//! (Vig et al. 2021 §5): ss4 (per-class and macro F1), binding sites and PTMs
+//! `headscan probe`: per-layer linear probes on frozen model outputs (Vig et
+//! al. 2021 §5): ss4 (per-class and macro F1), binding sites and PTMs
 //! (precision at L/20), contacts (pair features |e_i − e_j| and e_i ⊙ e_j;
-//! precision at L/5 over |i − j| ≥ 6 and per ESM range). Embeddings are extracted once to `OUT/embeddings/`;
-//! each probe is then fitted by Newton's method on gradients and Hessians
-//! summed shard by shard, so only one shard is in memory at a time. Writes
+//! precision at L/5 over |i − j| ≥ 6 and per ESM range), attention probes
+//! and ESM's contact regression.
+//!
+//! Everything runs through a coordinator and its workers (in process, or a
+//! running cluster with `--coordinator`): embeddings are extracted once to
+//! `OUT/embeddings/` by an extract stage; each probe is then fitted by
+//! Newton's method on gradients and Hessians that the workers compute per
+//! shard and the coordinator sums in shard order ([`fits`]), so no machine
+//! holds the whole data set and the weights do not depend on the worker
+//! count. Writes `split.parquet`, `probes.parquet`, `weights.json` and
 //! `figure5_<task>.svg` (the task's headline metric by layer, embedding vs
-//! attention probe) beside the tables.
+//! attention probe).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
+use futures::StreamExt;
 use headscan_coordinator::dataset::Dataset;
-use headscan_coordinator::probe::contacts::{ContactTruth, contact_design, contact_scores};
-use headscan_coordinator::probe::logreg::{
-    Design, FitError, FitOptions, Partial, Weights, balanced_class_weights, fit, partial,
-};
-use headscan_coordinator::probe::output::{
-    ProbeConfig, ProbeRow, ProbeWeights, probes_parquet, split_parquet,
-};
+use headscan_coordinator::probe::output::{ProbeConfig, probes_parquet, split_parquet};
 use headscan_coordinator::probe::tasks::{Task, is_train};
-use headscan_proto::embeddings::{EmbeddingManifest, EmbeddingRows, read_embeddings};
-use headscan_proto::features::ContactRule;
-use headscan_proto::probe_metrics::{
-    ClassCounts, ContactRange, PrecisionCounts, f1_metric_name, precision_metric_name, token_precision_at,
-};
 use headscan_proto::store::Location;
-use headscan_worker::extract::{ExtractSpec, parse_layers};
 
-use crate::extract::{ModelSource, write_embeddings};
+use crate::cluster::{Cluster, ClusterArgs};
+use crate::extract::{Extraction, base_spec, extract_embeddings};
+use crate::submit::absolute_url;
+use fits::{FitSpec, Fitted, run_fit};
+use stages::Stages;
 
-mod attention;
+pub mod fits;
+pub mod stages;
 
 /// Flags of `headscan probe`; each overrides the config key of the same name.
 #[derive(Debug, clap::Args)]
@@ -64,6 +65,12 @@ pub struct ProbeArgs {
     /// Replace outputs already at --out.
     #[arg(long)]
     overwrite: bool,
+    /// Probes fitted at the same time (their stages share the workers).
+    #[arg(long, default_value_t = 4)]
+    parallel_fits: usize,
+    /// Where the work runs.
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 fn list(s: &str) -> Vec<String> {
@@ -136,156 +143,17 @@ fn config(args: &ProbeArgs) -> anyhow::Result<ProbeConfig> {
     Ok(cfg)
 }
 
-/// One shard's labels (by record id) and embeddings.
-struct ShardData {
-    labels: HashMap<String, Vec<Option<usize>>>,
-    contacts: HashMap<String, ContactTruth>,
-    rows: EmbeddingRows,
-}
-
-/// Reads shards of the dataset and of the extracted embeddings.
-struct Shards<'a> {
-    dataset: &'a Dataset,
-    embeddings: &'a Location,
-    manifest: &'a EmbeddingManifest,
-}
-
-impl Shards<'_> {
-    async fn load(&self, index: usize, task: Task) -> anyhow::Result<ShardData> {
-        let entry = &self.dataset.manifest.shards[index];
-        let records = self.dataset.read_shard(entry).await?;
-        let labels = records
-            .iter()
-            .filter_map(|r| task.labels(r).map(|l| (r.id.clone(), l)))
-            .collect();
-        let contacts = if task == Task::Contact {
-            records
-                .iter()
-                .filter_map(|r| ContactTruth::of(r, ContactRule::default()).map(|t| (r.id.clone(), t)))
-                .collect()
-        } else {
-            HashMap::new()
-        };
-        let url = &self.manifest.shards[index].url;
-        let bytes = self.embeddings.get(url).await?;
-        let rows = read_embeddings(bytes, &self.embeddings.child_url(url))?;
-        Ok(ShardData {
-            labels,
-            contacts,
-            rows,
-        })
-    }
-
-    fn load_blocking(&self, index: usize, task: Task) -> anyhow::Result<ShardData> {
-        let handle = tokio::runtime::Handle::current();
-        tokio::task::block_in_place(|| handle.block_on(self.load(index, task)))
-    }
-}
-
-/// Training rows of one layer of a shard.
-fn design(data: &ShardData, layer: i32, seed: u64, fraction: f64, train: bool) -> Design {
-    let rows = &data.rows;
-    if !data.contacts.is_empty() {
-        return contact_design(rows, layer, &data.contacts, |id| {
-            is_train(id, seed, fraction) == train
-        });
-    }
-    let mut d = Design::new(rows.dim);
-    let mut x = vec![0.0; rows.dim];
-    for r in 0..rows.len() {
-        if rows.layers[r] != layer || is_train(&rows.ids[r], seed, fraction) != train {
-            continue;
-        }
-        let Some(labels) = data.labels.get(&rows.ids[r]) else {
-            continue;
-        };
-        let Some(&Some(class)) = labels.get(rows.positions[r] as usize) else {
-            continue;
-        };
-        for (a, b) in x.iter_mut().zip(&rows.values[r * rows.dim..(r + 1) * rows.dim]) {
-            *a = f64::from(*b);
-        }
-        d.push(&x, class);
-    }
-    d
-}
-
-/// A record id and its validation residues: (position, features).
-type RecordResidues = (String, Vec<(usize, Vec<f64>)>);
-
-/// Metrics of a fitted probe on the validation records of one shard.
-#[derive(Default)]
-struct Scores {
-    classes: Option<ClassCounts>,
-    at_l20: PrecisionCounts,
-    contact_at_l5: [PrecisionCounts; 4],
-    n_eval: u64,
-}
-
-fn score_shard(data: &ShardData, task: Task, w: &Weights, layer: i32, cfg: &ProbeConfig, acc: &mut Scores) {
-    let rows = &data.rows;
-    if task == Task::Contact {
-        let validation = |id: &str| !is_train(id, cfg.seed, cfg.train_fraction);
-        acc.n_eval += contact_scores(rows, layer, &data.contacts, validation, w, &mut acc.contact_at_l5);
-        return;
-    }
-    // Validation residues grouped by record, in row order.
-    let mut per_record: Vec<RecordResidues> = Vec::new();
-    for r in 0..rows.len() {
-        if rows.layers[r] != layer || is_train(&rows.ids[r], cfg.seed, cfg.train_fraction) {
-            continue;
-        }
-        if !data.labels.contains_key(&rows.ids[r]) {
-            continue;
-        }
-        let x: Vec<f64> = rows.values[r * rows.dim..(r + 1) * rows.dim]
-            .iter()
-            .map(|v| f64::from(*v))
-            .collect();
-        match per_record.last_mut() {
-            Some((id, v)) if *id == rows.ids[r] => v.push((rows.positions[r] as usize, x)),
-            _ => per_record.push((rows.ids[r].clone(), vec![(rows.positions[r] as usize, x)])),
-        }
-    }
-    for (id, residues) in per_record {
-        let labels = &data.labels[&id];
-        if task == Task::Ss4 {
-            let counts = acc
-                .classes
-                .get_or_insert_with(|| ClassCounts::new(task.n_classes()));
-            for (pos, x) in &residues {
-                if let Some(Some(t)) = labels.get(*pos) {
-                    // Classes come from Task::labels, always in range.
-                    let _ = counts.add(*t, w.predict(x));
-                    acc.n_eval += 1;
-                }
-            }
-        } else {
-            let scores: Vec<f64> = residues.iter().map(|(_, x)| w.probabilities(x)[1]).collect();
-            let truth: Vec<bool> = residues
-                .iter()
-                .map(|(p, _)| labels.get(*p) == Some(&Some(1)))
-                .collect();
-            let valid: Vec<bool> = residues
-                .iter()
-                .map(|(p, _)| matches!(labels.get(*p), Some(Some(_))))
-                .collect();
-            if let Ok(p) = token_precision_at(&scores, &truth, &valid, 20) {
-                acc.at_l20.merge(p);
-            }
-            acc.n_eval += valid.iter().filter(|v| **v).count() as u64;
-        }
-    }
-}
-
 /// Runs `headscan probe`.
 pub async fn run(args: ProbeArgs) -> anyhow::Result<()> {
-    let cfg = config(&args)?;
+    let mut cfg = config(&args)?;
     let tasks: Vec<Task> = cfg
         .tasks
         .iter()
         .map(|t| t.parse::<Task>().map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<_>>()?;
+    // The workers may run elsewhere: local paths become absolute.
+    cfg.dataset = absolute_url(&cfg.dataset);
+    cfg.out = absolute_url(&cfg.out);
     let dataset = Dataset::open(&cfg.dataset)
         .await
         .with_context(|| format!("cannot open dataset {}", cfg.dataset))?;
@@ -296,26 +164,43 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<()> {
             out.child_url("probes.parquet")
         );
     }
-    let device = headscan_worker::attention::parse_device(&cfg.device)?;
-    let dir = headscan_worker::fetch::resolve_model(&cfg.model)
-        .await
-        .with_context(|| format!("cannot fetch model {}", cfg.model))?;
-    let digest = headscan_worker::digest::model_digest(&dir)?;
-    let model = headscan_worker::models::load_model(&dir, &device)
-        .with_context(|| format!("cannot load model {}", dir.display()))?;
-    let spec = ExtractSpec {
-        layers: parse_layers(&cfg.layers, model.model.n_layers())?,
-        max_len: cfg.max_len,
-        batch_size: cfg.batch_size,
-    };
+    headscan_worker::attention::parse_device(&cfg.device)?;
+    let cluster = Cluster::connect(&args.cluster, &cfg.device).await?;
+    let base = base_spec(
+        &absolute_url(&cfg.model),
+        &cfg.dataset,
+        cfg.max_len,
+        cfg.batch_size,
+        &cluster,
+    );
+    let stages = Arc::new(Stages::new(cluster.jobs.clone(), &cluster.url, base, out.clone()));
+    let outcome = probe(&stages, Arc::new(cfg), &tasks, &dataset, &out, args.parallel_fits).await;
+    if outcome.is_ok() {
+        stages.clean().await?;
+    }
+    cluster.shutdown().await;
+    outcome
+}
+
+/// Extraction, split, every fit, then the tables.
+async fn probe(
+    stages: &Arc<Stages>,
+    cfg: Arc<ProbeConfig>,
+    tasks: &[Task],
+    dataset: &Dataset,
+    out: &Location,
+    parallel: usize,
+) -> anyhow::Result<()> {
     let emb_location = Location::parse(&out.child_url("embeddings"))?;
-    let source = ModelSource {
-        label: &cfg.model,
-        digest: &digest,
-        model: &model,
-        device: &device,
+    let what = Extraction {
+        model_label: &cfg.model,
+        dataset_url: &cfg.dataset,
+        dataset,
+        layers: &cfg.layers,
+        max_len: cfg.max_len,
+        attention_pairs: false,
     };
-    let manifest = write_embeddings(&source, &dataset, &cfg.dataset, &spec, &emb_location, false).await?;
+    let (manifest, n_layers) = extract_embeddings(stages, &what, &emb_location).await?;
 
     // The split, one row per record, in dataset order.
     let mut split = Vec::new();
@@ -331,140 +216,58 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<()> {
     )
     .await?;
 
-    let shards = Shards {
-        dataset: &dataset,
-        embeddings: &emb_location,
-        manifest: &manifest,
-    };
-    let n_shards = manifest.shards.len();
-    let mut table = Vec::new();
-    let mut weights = Vec::new();
+    // Every probe, in table order.
     let has_kind = |k: &str| cfg.kinds.iter().any(|x| x == k);
-    let embedding_tasks: &[Task] = if has_kind("embedding") { &tasks } else { &[] };
-    for &task in embedding_tasks {
-        for &layer in &spec.layers {
-            let layer = layer as i32;
-            // Class counts of the training rows (class weights).
-            let mut counts = vec![0u64; task.n_classes()];
-            for i in 0..n_shards {
-                let d = design(
-                    &shards.load(i, task).await?,
-                    layer,
-                    cfg.seed,
-                    cfg.train_fraction,
-                    true,
-                );
-                for &c in &d.y {
-                    counts[c] += 1;
-                }
-            }
-            let n_train: u64 = counts.iter().sum();
-            if counts.iter().filter(|&&c| c > 0).count() < 2 {
-                tracing::warn!(
-                    task = task.name(),
-                    layer,
-                    ?counts,
-                    "too few labelled classes to train; skipped"
-                );
-                continue;
-            }
-            let class_weights = if cfg.balanced {
-                balanced_class_weights(&counts)
-            } else {
-                vec![1.0; counts.len()]
-            };
-            // Pair features of the contact probe are |e_i − e_j| and e_i ⊙ e_j.
-            let dim = if task == Task::Contact {
-                2 * manifest.dim
-            } else {
-                manifest.dim
-            };
-            let params = (task.n_classes() - 1) * (dim + 1);
-            let opts = FitOptions {
-                l2: cfg.l2,
-                ..FitOptions::default()
-            };
-            let fitted = fit(task.n_classes(), dim, &opts, |w| {
-                let mut sum = Partial::zeros(params);
-                for i in 0..n_shards {
-                    let data = shards
-                        .load_blocking(i, task)
-                        .map_err(|e| FitError::Shard(format!("{e:#}")))?;
-                    let d = design(&data, layer, cfg.seed, cfg.train_fraction, true);
-                    sum.merge(&partial(&d, w, &class_weights));
-                }
-                Ok(sum)
-            })?;
-            let mut scores = Scores::default();
-            for i in 0..n_shards {
-                score_shard(
-                    &shards.load(i, task).await?,
+    let mut specs = Vec::new();
+    if has_kind("embedding") {
+        for &task in tasks {
+            for &layer in &manifest.layers {
+                // Pair features of the contact probe are |e_i − e_j| and e_i ⊙ e_j.
+                let dim = if task == Task::Contact {
+                    2 * manifest.dim
+                } else {
+                    manifest.dim
+                };
+                specs.push(FitSpec {
                     task,
-                    &fitted.weights,
-                    layer,
-                    &cfg,
-                    &mut scores,
-                );
+                    kind: "embedding",
+                    layer: layer as i32,
+                    dim,
+                });
             }
-            let row = |metric: String, value: f64| ProbeRow {
-                task: task.name().into(),
-                layer,
-                kind: "embedding".into(),
-                metric,
-                value,
-                n_train,
-                n_eval: scores.n_eval,
-            };
-            match (&scores.classes, task) {
-                (Some(c), Task::Ss4) => {
-                    table.push(row("f1_macro".into(), c.f1_macro()));
-                    for (k, name) in task.class_names().iter().enumerate() {
-                        table.push(row(f1_metric_name(name), c.f1(k)));
-                    }
-                }
-                (None, Task::Ss4) => table.push(row("f1_macro".into(), f64::NAN)),
-                (_, Task::Contact) => {
-                    for (p, range) in scores.contact_at_l5.iter().zip(ContactRange::ALL) {
-                        table.push(row(
-                            precision_metric_name(5, range),
-                            p.precision().unwrap_or(f64::NAN),
-                        ));
-                    }
-                }
-                _ => table.push(row(
-                    precision_metric_name(20, ContactRange::All),
-                    scores.at_l20.precision().unwrap_or(f64::NAN),
-                )),
-            }
-            tracing::info!(
-                task = task.name(),
-                layer,
-                iterations = fitted.iterations,
-                "probe fitted"
-            );
-            weights.push(ProbeWeights {
-                task: task.name().into(),
-                layer,
-                kind: "embedding".into(),
-                classes: task.class_names().iter().map(|s| s.to_string()).collect(),
-                dim,
-                weights: fitted.weights.w,
-                class_weights,
-                iterations: fitted.iterations,
+        }
+    }
+    if has_kind("attention") {
+        for &layer in &manifest.layers {
+            specs.push(FitSpec {
+                task: Task::Contact,
+                kind: "attention",
+                layer: layer as i32,
+                dim: 2 * manifest.heads,
             });
         }
     }
-    let ctx = attention::AttentionContext {
-        dataset: &dataset,
-        model: &model,
-        device: &device,
-        cfg: &cfg,
-    };
-    if has_kind("attention") {
-        attention::attention_probes(&ctx, &spec.layers, &mut table, &mut weights)?;
-    }
     if has_kind("contact_regression") {
-        attention::contact_regression(&ctx, cfg.l1, &mut table, &mut weights)?;
+        specs.push(FitSpec {
+            task: Task::Contact,
+            kind: "contact_regression",
+            layer: -1,
+            dim: n_layers as usize * manifest.heads,
+        });
+    }
+    let embeddings = emb_location.url().to_string();
+    let fitted: Vec<anyhow::Result<Option<Fitted>>> = futures::stream::iter(specs)
+        .map(|spec| run_fit(stages.clone(), cfg.clone(), embeddings.clone(), spec))
+        .buffered(parallel.max(1))
+        .collect()
+        .await;
+    let mut table = Vec::new();
+    let mut weights = Vec::new();
+    for f in fitted {
+        if let Some((rows, w)) = f? {
+            table.extend(rows);
+            weights.push(w);
+        }
     }
     out.put("weights.json", serde_json::to_vec_pretty(&weights)?.into())
         .await?;
@@ -474,7 +277,7 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<()> {
     )
     .await?;
     // Figure 5 of the paper: embedding vs attention probe by layer, per task.
-    for &task in &tasks {
+    for &task in tasks {
         if let Some(svg) = headscan_coordinator::report::probe_figure::probe_figure_svg(&table, task.name()) {
             out.put(&format!("figure5_{}.svg", task.name()), svg.into_bytes().into())
                 .await?;

@@ -1,31 +1,22 @@
 //! `headscan run`: the embedded default. It starts an in-process
 //! coordinator (private in-memory state, scratch store, gRPC on 127.0.0.1
-//! with a random token) and N in-process workers that pull tasks from it,
-//! submits the job and follows it: the same planning, scheduling, reduction
+//! with a random token) and N in-process workers that pull tasks from it
+//! ([`crate::cluster::LocalCluster`]), submits the job and follows it: the same planning, scheduling, reduction
 //! and output code as `headscan coordinator` + `headscan worker`, one path.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use headscan_coordinator::config::RunConfig;
 use headscan_coordinator::dataset::Dataset;
 use headscan_coordinator::plan::{plan_tasks, spec_from_config};
-use headscan_coordinator::scheduler::Policy;
 use headscan_coordinator::selection::Selection;
-use headscan_coordinator::server::Coordinator;
-use headscan_coordinator::service::{ServeOptions, serve};
-use headscan_coordinator::state::StateStore;
-use headscan_proto::client::{BearerToken, channel};
 use headscan_proto::features::ContactRule;
-use headscan_proto::ids::JobId;
-use headscan_proto::pb::jobs_client::JobsClient;
 use headscan_proto::pb::{JobState, JobStatusRequest, SubmitJobRequest};
-use headscan_proto::store::Location;
 use headscan_worker::analysis::features::{check_coverage, expand};
-use headscan_worker::pull::{ModelCache, PullOptions, WorkerMetrics};
+use headscan_worker::pull::{ModelCache, WorkerMetrics};
 
 /// Runs a whole job described by `cfg` (already merged with CLI flags).
 pub async fn run(cfg: RunConfig, progress_bar: bool) -> anyhow::Result<()> {
@@ -82,57 +73,15 @@ pub async fn run(cfg: RunConfig, progress_bar: bool) -> anyhow::Result<()> {
         .await
         .map_err(anyhow::Error::msg)?;
 
-    // The coordinator: private state and scratch store; a failed shard fails
-    // the job at once (one attempt) and the workers hear it within 200 ms.
-    let scratch = tempfile::tempdir()?;
-    let store = Location::parse(&scratch.path().display().to_string())?;
-    let policy = Policy {
-        lease_ms: 120_000,
-        heartbeat_ms: 200,
-        max_attempts: 1,
-    };
-    let coordinator = Coordinator::start(StateStore::in_memory()?, store, policy)?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let token = JobId::random().to_string();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = {
-        let mut stop = stop_rx.clone();
-        let options = ServeOptions {
-            token: Some(token.clone()),
-            tls: None,
-        };
-        tokio::spawn(serve(coordinator, listener, options, async move {
-            let _ = stop.wait_for(|s| *s).await;
-        }))
-    };
-    let mut workers = Vec::new();
-    for i in 0..cfg.workers.min(tasks.len()).max(1) {
-        let mut opts = PullOptions::new(&url, &cfg.device);
-        opts.token = Some(token.clone());
-        opts.worker_id = format!("run-{i}");
-        opts.metrics = worker_metrics.clone();
-        workers.push(tokio::spawn(headscan_worker::pull::run(
-            opts,
-            models.clone(),
-            Some(stop_rx.clone()),
-        )));
-    }
-
-    let outcome = submit_and_follow(&url, &token, &cfg, planned.selected, progress_bar).await;
-    // Workers stop at their next check (a task in hand was already told to
-    // abandon when the job ended); the server needs no graceful drain.
-    let _ = stop_tx.send(true);
-    for w in workers {
-        let abort = w.abort_handle();
-        match tokio::time::timeout(Duration::from_secs(2), w).await {
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "worker stopped with an error"),
-            Ok(Err(e)) if !e.is_cancelled() => tracing::warn!(error = %e, "worker task failed"),
-            Err(_) => abort.abort(),
-            _ => {}
-        }
-    }
-    server.abort();
+    let cluster = crate::cluster::LocalCluster::start(
+        cfg.workers.min(tasks.len()).max(1),
+        &cfg.device,
+        models,
+        worker_metrics,
+    )
+    .await?;
+    let outcome = submit_and_follow(&cluster, &cfg, planned.selected, progress_bar).await;
+    cluster.shutdown().await;
     let status = outcome?;
     match JobState::try_from(status.state) {
         Ok(JobState::Succeeded) => {
@@ -146,15 +95,12 @@ pub async fn run(cfg: RunConfig, progress_bar: bool) -> anyhow::Result<()> {
 /// Submits the job to the in-process coordinator and follows it to its end,
 /// with a progress bar over sequences when asked.
 async fn submit_and_follow(
-    url: &str,
-    token: &str,
+    cluster: &crate::cluster::LocalCluster,
     cfg: &RunConfig,
     total: u64,
     progress_bar: bool,
 ) -> anyhow::Result<headscan_proto::pb::JobStatus> {
-    let mut jobs = JobsClient::with_interceptor(channel(url, None)?, BearerToken::new(Some(token))?)
-        .max_decoding_message_size(headscan_proto::MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(headscan_proto::MAX_MESSAGE_BYTES);
+    let mut jobs = cluster.jobs()?;
     let mut spec = spec_from_config(cfg, "run", false)?;
     spec.max_attempts = 1;
     let job = jobs

@@ -41,11 +41,16 @@ pub struct SubmitArgs {
 
 /// Makes a local path absolute (the coordinator and workers run elsewhere); URLs stay.
 fn absolute(s: &mut Option<String>) {
-    if let Some(v) = s.as_mut()
-        && !v.contains("://")
-        && let Ok(p) = std::path::absolute(&*v)
-    {
-        *v = p.display().to_string();
+    if let Some(v) = s.as_mut() {
+        *v = absolute_url(v);
+    }
+}
+
+/// A local path made absolute (the coordinator and workers run elsewhere); URLs as they are.
+pub fn absolute_url(v: &str) -> String {
+    match std::path::absolute(v) {
+        Ok(p) if !v.contains("://") => p.display().to_string(),
+        _ => v.to_string(),
     }
 }
 

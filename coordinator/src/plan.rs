@@ -33,6 +33,7 @@ pub fn spec_from_config(cfg: &RunConfig, name: &str, allow_partial: bool) -> Res
         max_attempts: 0,
         model_digest: String::new(),
         dataset_content_hash: String::new(),
+        probe: None,
     })
 }
 

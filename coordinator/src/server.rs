@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use headscan_proto::ids::{JobId, TaskId};
-use headscan_proto::pb::{CompleteTaskRequest, JobResult, JobSpec, JobState, JobStatus, ShardResult, Task};
+use headscan_proto::pb::{
+    CompleteTaskRequest, JobResult, JobSpec, JobState, JobStatus, ProbeStage, ShardResult, Task,
+};
 use headscan_proto::store::{Location, StoreError};
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -23,6 +25,7 @@ use tracing::Instrument;
 use crate::dataset::{Dataset, DatasetError};
 use crate::finish::{JobFacts, write_outputs};
 use crate::plan::{config_from_spec, identity, plan_tasks};
+use crate::probe::fold::{PROBE_RESULT, ProbeFold};
 use crate::reduce::PrefixFold;
 use crate::scheduler::{Beat, Policy, Scheduler};
 use crate::state::{JobProgress, JobRow, StateError, StateStore, TaskState};
@@ -168,9 +171,17 @@ impl Coordinator {
         if_changed: bool,
     ) -> Result<(JobId, bool), CoordinatorError> {
         let id = JobId::random();
-        if spec.model.is_empty() || spec.dataset.is_empty() || spec.features.is_empty() {
+        if spec.model.is_empty()
+            || spec.dataset.is_empty()
+            || (spec.features.is_empty() && spec.probe.is_none())
+        {
             return Err(CoordinatorError::Invalid(
-                "model, dataset and features are required".into(),
+                "model, dataset and features (or a probe stage) are required".into(),
+            ));
+        }
+        if spec.probe.is_some() && (spec.limit != 0 || !spec.features.is_empty()) {
+            return Err(CoordinatorError::Invalid(
+                "a probe stage uses every record and no analysis features".into(),
             ));
         }
         if spec.output.is_empty() {
@@ -352,10 +363,14 @@ impl Coordinator {
         id: TaskId,
         req: CompleteTaskRequest,
     ) -> Result<bool, CoordinatorError> {
-        let Some(partial) = req.partial else {
-            return Err(CoordinatorError::Invalid(
-                "a completion must carry partial counts".into(),
-            ));
+        let partial = match (req.partial, &req.probe) {
+            (Some(p), _) => p,
+            (None, Some(_)) => Default::default(),
+            (None, None) => {
+                return Err(CoordinatorError::Invalid(
+                    "a completion must carry partial counts or a probe result".into(),
+                ));
+            }
         };
         let lock = &self.commit_locks[lock_index(&id)];
         let _guard = lock.lock().await;
@@ -372,6 +387,7 @@ impl Coordinator {
         let stored = ShardResult {
             partial: Some(partial),
             record_ids: req.record_ids,
+            probe: req.probe,
         };
         self.store.put(&key, stored.encode_to_vec().into()).await?;
         let committed = self.with_state(|s| {
@@ -417,6 +433,12 @@ impl Coordinator {
     /// Folds every committed shard that continues the prefix; finishes the
     /// job when the last one is folded.
     async fn advance(self: Arc<Self>, job: JobId) {
+        let probe = self.with_state(|s| s.state().transaction(|tx| tx.job(&job)));
+        if let Ok(Some(row)) = probe
+            && let Some(stage) = row.spec.probe.clone()
+        {
+            return self.advance_probe(job, stage).await;
+        }
         let fold = self.fold_of(&job);
         let mut fold = fold.lock().await;
         loop {
@@ -470,6 +492,89 @@ impl Coordinator {
                 return;
             }
         }
+    }
+
+    /// Folds a probe stage once every shard is committed (in shard order)
+    /// and writes the stage's result to `<output>/probe-result.pb`.
+    async fn advance_probe(self: Arc<Self>, job: JobId, stage: ProbeStage) {
+        // The job's fold lock keeps concurrent pokes from folding twice.
+        let lock = self.fold_of(&job);
+        let _guard = lock.lock().await;
+        let looked = self.with_state(|s| {
+            s.state().transaction(|tx| {
+                let Some(row) = tx.job(&job)? else {
+                    return Ok(None);
+                };
+                let mut keys = Vec::new();
+                for shard in 0..row.tasks_total {
+                    let committed = tx.task(&job, shard)?.map(|t| t.state) == Some(TaskState::Committed);
+                    match tx.commit_key(&job, shard)? {
+                        Some(key) if committed => keys.push(key),
+                        _ => return Ok(Some((row, None))),
+                    }
+                }
+                Ok(Some((row, Some(keys))))
+            })
+        });
+        let (row, keys) = match looked {
+            Ok(Some((row, keys))) => (row, keys),
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the state failed");
+                return;
+            }
+        };
+        let Some(keys) = keys.filter(|_| matches!(row.state, JobState::Queued | JobState::Running)) else {
+            return;
+        };
+        let now = now_ms();
+        let _ = self.with_state(|s| {
+            s.state()
+                .transaction(|tx| tx.set_job_state(&job, JobState::Reducing, "folding the probe stage", now))
+        });
+        let outcome = async {
+            let mut fold = ProbeFold::new(&stage, row.tasks_total).map_err(|e| e.to_string())?;
+            for (shard, key) in keys.iter().enumerate() {
+                let bytes = self.store.get(key).await.map_err(|e| e.to_string())?;
+                let result = ShardResult::decode(bytes).map_err(|e| format!("{key}: {e}"))?;
+                let probe = result.probe.ok_or_else(|| format!("{key}: no probe result"))?;
+                fold.push(shard as u32, probe).map_err(|e| e.to_string())?;
+            }
+            let folded = fold.finish().map_err(|e| e.to_string())?;
+            let out = Location::parse(&row.output).map_err(|e| e.to_string())?;
+            out.put(PROBE_RESULT, folded.encode_to_vec().into())
+                .await
+                .map_err(|e| format!("{}: {e}", out.child_url(PROBE_RESULT)))
+        }
+        .await;
+        self.drop_fold(&job);
+        let now = now_ms();
+        let _ = self.with_state(|s| {
+            s.state().transaction(|tx| {
+                if tx.job(&job)?.is_some_and(|j| j.state != JobState::Reducing) {
+                    return Ok(());
+                }
+                match &outcome {
+                    Ok(()) => tx.set_job_state(
+                        &job,
+                        JobState::Succeeded,
+                        &format!("outputs at {}", row.output),
+                        now,
+                    ),
+                    Err(e) => tx.set_job_state(
+                        &job,
+                        JobState::Failed,
+                        &format!("folding the probe stage: {e}"),
+                        now,
+                    ),
+                }
+            })
+        });
+        match &outcome {
+            Ok(()) => tracing::debug!(job = %job, "probe stage folded"),
+            Err(e) => tracing::error!(job = %job, error = %e, "probe stage failed"),
+        }
+        self.notify();
     }
 
     async fn load_partial(

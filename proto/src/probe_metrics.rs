@@ -154,6 +154,21 @@ impl ContactRange {
         }
     }
 
+    /// Name in result messages: `all`, `short`, `medium` or `long`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ContactRange::All => "all",
+            ContactRange::Short => "short",
+            ContactRange::Medium => "medium",
+            ContactRange::Long => "long",
+        }
+    }
+
+    /// The range of a [`ContactRange::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.name() == name)
+    }
+
     /// Suffix of metric names (`precision_at_L/5:long`); empty for `All`.
     pub fn suffix(self) -> &'static str {
         match self {

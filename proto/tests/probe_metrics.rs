@@ -239,3 +239,13 @@ fn bad_inputs_are_errors_not_panics() {
     assert_eq!(token_precision_at(&[], &[], &[], 0), Err(MetricError::ZeroK));
     assert!(contact_precision_at(&[0.0; 4], &[Some(false); 3], 2, 1, ContactRange::All).is_err());
 }
+
+#[test]
+fn contact_range_names_round_trip() {
+    use headscan_proto::probe_metrics::ContactRange;
+    for r in ContactRange::ALL {
+        assert_eq!(ContactRange::from_name(r.name()), Some(r));
+    }
+    assert_eq!(ContactRange::Long.name(), "long");
+    assert_eq!(ContactRange::from_name("far"), None);
+}

@@ -11,12 +11,15 @@
 //! - [`npy`]: `.npy` output of attention tensors;
 //! - [`attention_pairs`]: pair features of the attention contact probes;
 //! - [`extract`]: per-residue embeddings of chosen layers (`headscan extract`);
+//! - [`probe`]: probe stages on a shard (extract tables; class counts,
+//!   gradients and Hessians, validation counts of a linear probe);
 //! - [`pull`]: the pull loop of `headscan worker` (lease, heartbeat, report);
 //! - [`fetch`]: models on object stores, cached locally; [`digest`]: the
 //!   model digest over every file that defines a model.
 //!
 //! It must not plan or schedule work, nor parse input formats: it reads
-//! canonical records (`headscan-proto`) and reports counts.
+//! canonical records (`headscan-proto`) and reports counts or probe
+//! statistics; folding them and Newton steps are the coordinator side's.
 //!
 //! ```no_run
 //! use headscan_worker::models::load_model;
@@ -35,6 +38,7 @@ pub mod extract;
 pub mod fetch;
 pub mod models;
 pub mod npy;
+pub mod probe;
 pub mod pull;
 pub mod shard;
 pub mod tokenizer;

@@ -24,9 +24,10 @@ use headscan_proto::client::{BearerToken, ClientError, channel};
 use headscan_proto::features::ContactRule;
 use headscan_proto::pb::work_client::WorkClient;
 use headscan_proto::pb::{
-    CompleteTaskRequest, FailTaskRequest, HeartbeatRequest, LeaseTaskRequest, PartialCounts,
+    CompleteTaskRequest, FailTaskRequest, HeartbeatRequest, LeaseTaskRequest, PartialCounts, ProbeResult,
     RegisterWorkerRequest, Task,
 };
+use headscan_proto::record::ProteinRecord;
 use headscan_proto::store::Location;
 use sha2::{Digest, Sha256};
 use tonic::service::interceptor::InterceptedService;
@@ -368,6 +369,12 @@ pub async fn run(
                     .residues
                     .fetch_add(counts.residues, Ordering::Relaxed);
             }
+            Outcome::Probe(result, _) => {
+                opts.metrics.tasks_done.fetch_add(1, Ordering::Relaxed);
+                opts.metrics
+                    .sequences
+                    .fetch_add(result.records, Ordering::Relaxed);
+            }
             Outcome::Failed(_) => {
                 opts.metrics.tasks_failed.fetch_add(1, Ordering::Relaxed);
             }
@@ -425,6 +432,7 @@ async fn lease(
 /// What became of a task.
 enum Outcome {
     Done(PartialCounts, Vec<String>, CachedModel),
+    Probe(Box<ProbeResult>, CachedModel),
     Failed(String),
     Abandoned,
 }
@@ -459,6 +467,30 @@ async fn run_task_inner(p: Pending, opts: &PullOptions, models: &ModelCache, dev
         Ok(m) => m,
         Err(e) => return Outcome::Failed(e),
     };
+    if let Some(stage) = &spec.probe {
+        let records = match task_records(&task, bytes, &url) {
+            Ok(r) => r,
+            Err(e) => return Outcome::Failed(e),
+        };
+        held.sequences.fetch_add(records.len() as u64, Ordering::SeqCst);
+        let abandon = move || held.abandon.load(Ordering::SeqCst);
+        let shard = (task.shard_index, task.shard_path.as_str());
+        return match crate::probe::run_stage(
+            &spec,
+            stage,
+            shard,
+            records,
+            model.model.clone(),
+            device,
+            abandon,
+        )
+        .await
+        {
+            Ok(Some(r)) => Outcome::Probe(Box::new(r), model),
+            Ok(None) => Outcome::Abandoned,
+            Err(e) => Outcome::Failed(format!("shard {url}: {e}")),
+        };
+    }
     let (m, device) = (model.clone(), device.clone());
     let computed = tokio::task::spawn_blocking(move || {
         let progress = |n: usize| {
@@ -507,8 +539,17 @@ pub fn process_task(
         seed: spec.seed,
         visualize: visualize_ids(&spec.config_json),
     };
+    let records = task_records(task, bytes, &url)?;
+    let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+    process_records_until(model, &records, &analysis, device, progress, abandon)
+        .map(|c| c.map(|c| (c, ids)))
+        .map_err(|e| format!("shard {url}: {e}"))
+}
+
+/// The records of a task: its shard's bytes decoded, cut to the task's rows.
+fn task_records(task: &Task, bytes: bytes::Bytes, url: &str) -> Result<Vec<ProteinRecord>, String> {
     let (rows, listed) = (task.rows as usize, &task.row_indices);
-    let mut records = headscan_proto::shard::decode_shard(bytes, &url).map_err(|e| e.to_string())?;
+    let mut records = headscan_proto::shard::decode_shard(bytes, url).map_err(|e| e.to_string())?;
     if listed.is_empty() {
         records.truncate(rows);
     } else {
@@ -525,10 +566,7 @@ pub fn process_task(
             .filter_map(|(i, r)| keep.next_if_eq(&i).map(|_| r))
             .collect();
     }
-    let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
-    process_records_until(model, &records, &analysis, device, progress, abandon)
-        .map(|c| c.map(|c| (c, ids)))
-        .map_err(|e| format!("shard {url}: {e}"))
+    Ok(records)
 }
 
 /// The record ids of config `visualize` in the job's configuration JSON
@@ -561,6 +599,21 @@ async fn report(client: &mut Client, worker: &str, task: &Task, outcome: Outcome
                     model_digest: model.digest.clone(),
                     model_config_digest: model.config_digest.clone(),
                     record_ids: ids.clone(),
+                    probe: None,
+                })
+                .await
+                .map(|r| r.into_inner().accepted),
+            Outcome::Probe(result, model) => client
+                .complete(CompleteTaskRequest {
+                    worker_id: worker.to_string(),
+                    task_id: task.task_id.clone(),
+                    partial_url: String::new(),
+                    partial: None,
+                    model_family: format!("{:?}", model.model.family),
+                    model_digest: model.digest.clone(),
+                    model_config_digest: model.config_digest.clone(),
+                    record_ids: Vec::new(),
+                    probe: Some((**result).clone()),
                 })
                 .await
                 .map(|r| r.into_inner().accepted),

@@ -1,22 +1,10 @@
-//! Diagnostic probes (Vig et al. 2021 §5, Figure 5): linear classifiers on
-//! frozen model outputs, trained from per-shard sufficient statistics.
-//!
-//! - [`logreg`]: L2-regularised (class-weighted) logistic regression by
-//!   Newton's method on gradients and Hessians summed over shards;
-//! - [`l1`]: L1-regularised logistic regression by proximal Newton (ESM's
-//!   contact regression over every layer × head);
-//! - [`tasks`]: per-residue tasks (ss4, binding sites, PTMs) and the seeded
-//!   record-level train/validation split;
-//! - [`contacts`]: pair features and labels of the contact probe;
-//! - [`output`]: the `headscan probe` config and its tables
-//!   (`split.parquet`, `probes.parquet`, `weights.json`);
-//! - [`round`]: one Newton round's per-shard partials, keyed by (shard,
-//!   iteration, weights digest) and folded in shard order whatever the
-//!   arrival order (the coordinator side of a distributed fit).
+//! Diagnostic probes (Vig et al. 2021 §5, Figure 5), the coordinator's side:
+//! the `headscan probe` config and its tables ([`output`]), and the fold of a
+//! probe stage's per-shard results in shard order ([`fold`]). The math
+//! (logistic regressions, tasks, the split, contact pairs, Newton rounds)
+//! lives in `headscan_probe` and is re-exported here.
 
-pub mod contacts;
-pub mod l1;
-pub mod logreg;
+pub use headscan_probe::{contacts, l1, logreg, round, tasks};
+
+pub mod fold;
 pub mod output;
-pub mod round;
-pub mod tasks;

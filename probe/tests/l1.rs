@@ -2,8 +2,8 @@
 //! the optimality (KKT) conditions, is sparse where the signal is, and 1 vs 4
 //! shards give the same weights.
 
-use headscan_coordinator::probe::l1::{L1Options, fit_l1};
-use headscan_coordinator::probe::logreg::{Design, FitError, Partial, Weights, partial};
+use headscan_probe::l1::{L1Options, fit_l1};
+use headscan_probe::logreg::{Design, FitError, Partial, Weights, partial};
 
 struct Normals(u64);
 

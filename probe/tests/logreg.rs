@@ -3,7 +3,7 @@
 //! its gradient is the derivative of its loss, and 1 vs 4 shards give the same
 //! weights.
 
-use headscan_coordinator::probe::logreg::{
+use headscan_probe::logreg::{
     Design, FitError, FitOptions, Partial, Weights, balanced_class_weights, fit, partial,
 };
 use headscan_proto::probe_metrics::ClassCounts;

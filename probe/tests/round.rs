@@ -4,11 +4,11 @@
 //! in shard order. Fits driven through rounds with 1 or 3 simulated workers
 //! give the same bytes as the in-order fold, and 1 vs 4 shards agree to 1e-6.
 
-use headscan_coordinator::probe::l1::{L1Options, fit_l1};
-use headscan_coordinator::probe::logreg::{
+use headscan_probe::l1::{L1Options, fit_l1};
+use headscan_probe::logreg::{
     Design, FitError, FitOptions, Partial, Weights, balanced_class_weights, fit, partial,
 };
-use headscan_coordinator::probe::round::{Accepted, NewtonRound, PartialKey, RoundError, weights_digest};
+use headscan_probe::round::{Accepted, NewtonRound, PartialKey, RoundError, weights_digest};
 
 /// splitmix64: a fixed stream of uniforms.
 struct Stream(u64);
