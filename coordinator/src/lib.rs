@@ -20,7 +20,8 @@
 //! - [`top_heads`]: a finished job's best heads for one feature, as a table;
 //! - [`sequence_table`]: `sequences.parquet`, the stored attention of the
 //!   records a job visualises;
-//! - [`probe`]: diagnostic probes trained from per-shard sufficient statistics.
+//! - [`probe`]: diagnostic probes: the fold of a probe stage's shard results
+//!   (jobs whose spec carries a `ProbeStage`), the probe config and tables.
 //!
 //! It must not run models or touch attention tensors (that is
 //! `headscan-worker`), and it defines no wire or table formats of its own:

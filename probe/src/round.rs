@@ -1,8 +1,7 @@
 //! One Newton round of a probe fit as the coordinator sees it: every shard's
 //! [`Partial`] at the round's weights, accepted in any arrival order and
-//! folded strictly in shard order (like the analysis prefix fold in
-//! [`crate::reduce`]), so the sum — and hence the fitted weights — are the
-//! same bits whatever the worker count, completion order or retries.
+//! folded strictly in shard order (like the coordinator's analysis prefix
+//! fold), so the sum — and hence the fitted weights — are the same bits whatever the worker count, completion order or retries.
 //!
 //! A partial is keyed by (shard, iteration, weights digest): a partial
 //! computed at other weights (a late answer from an earlier round) is
