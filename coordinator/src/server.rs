@@ -524,7 +524,13 @@ impl Coordinator {
                 return;
             }
         };
-        let Some(keys) = keys.filter(|_| matches!(row.state, JobState::Queued | JobState::Running)) else {
+        // Reducing too: a restart may have interrupted the fold.
+        let Some(keys) = keys.filter(|_| {
+            matches!(
+                row.state,
+                JobState::Queued | JobState::Running | JobState::Reducing
+            )
+        }) else {
             return;
         };
         let now = now_ms();
