@@ -35,6 +35,14 @@ pub struct AnalysisSpec {
 /// sequence at the same shape whatever the batch size or shard layout.
 pub const PAD_BUCKET: usize = 16;
 
+/// Where a shard's compute time went: the model's forward pass, and
+/// everything else done on its attention (counts, null, visualised records).
+#[derive(Debug, Default, Clone, Copy)]
+struct Timing {
+    forward: std::time::Duration,
+    analysis: std::time::Duration,
+}
+
 /// The padded length of a sequence of `tokens` tokens under a `limit`.
 pub fn bucket(tokens: usize, limit: usize) -> usize {
     (tokens.div_ceil(PAD_BUCKET) * PAD_BUCKET).min(limit.max(tokens))
@@ -85,6 +93,7 @@ pub fn process_records_until(
     for (i, e) in encoded.iter().enumerate() {
         buckets.entry(bucket(e.ids.len(), limit)).or_default().push(i);
     }
+    let mut timing = Timing::default();
     for (padded, members) in &buckets {
         for chunk in members.chunks(spec.batch_size.max(1)) {
             if stop() {
@@ -96,7 +105,6 @@ pub fn process_records_until(
                 .map(|&i| record_features(&records[i], &spec.features, encoded[i].residues))
                 .collect();
             let input = model.tokenizer.batch_to(&batch, *padded, device)?;
-            let out = model.model.forward(&input, false)?;
             let seqs: Vec<SequenceInput> = chunk
                 .iter()
                 .zip(&batch)
@@ -107,25 +115,55 @@ pub fn process_records_until(
                     key: sequence_key(&records[i].id),
                 })
                 .collect();
-            acc.add_batch(&out.attentions, &seqs, model.tokenizer.pads_left())?;
-            for (k, &i) in chunk.iter().enumerate() {
-                if spec.visualize.contains(&records[i].id) {
-                    let s = sparse_attention(
-                        &out.attentions,
-                        k,
-                        &encoded[i],
-                        model.tokenizer.pads_left(),
-                        &records[i].id,
-                        ATTENTION_FLOOR,
-                    )?;
-                    visualized.insert(i, s);
-                }
+            // Batch rows of the records to visualise, and their layers' attention.
+            let shown: Vec<usize> = (0..chunk.len())
+                .filter(|&k| spec.visualize.contains(&records[chunk[k]].id))
+                .collect();
+            let mut kept: Vec<Vec<candle_core::Tensor>> = vec![Vec::new(); shown.len()];
+            let started = std::time::Instant::now();
+            let mut analysis = std::time::Duration::ZERO;
+            {
+                let t0 = std::time::Instant::now();
+                let mut counts = acc.begin_batch(&seqs, model.tokenizer.pads_left(), *padded, device)?;
+                analysis += t0.elapsed();
+                // Each layer's attention is counted as soon as it is computed and dropped.
+                model.model.forward_each(&input, false, &mut |layer, a| {
+                    let t0 = std::time::Instant::now();
+                    counts.add_layer(layer, &a)?;
+                    for (slot, &k) in kept.iter_mut().zip(&shown) {
+                        slot.push(a.narrow(0, k, 1)?);
+                    }
+                    analysis += t0.elapsed();
+                    Ok(())
+                })?;
             }
+            let t0 = std::time::Instant::now();
+            for (layers, &k) in kept.iter().zip(&shown) {
+                let i = chunk[k];
+                let s = sparse_attention(
+                    layers,
+                    0,
+                    &encoded[i],
+                    model.tokenizer.pads_left(),
+                    &records[i].id,
+                    ATTENTION_FLOOR,
+                )?;
+                visualized.insert(i, s);
+            }
+            analysis += t0.elapsed();
+            timing.analysis += analysis;
+            timing.forward += started.elapsed().saturating_sub(analysis);
             progress(chunk.len());
         }
     }
     let mut counts = acc.into_counts();
     counts.visualized = visualized.into_values().collect();
+    tracing::info!(
+        sequences = counts.sequences,
+        forward_s = timing.forward.as_secs_f64(),
+        analysis_s = timing.analysis.as_secs_f64(),
+        "shard computed"
+    );
     Ok(Some(counts))
 }
 

@@ -215,7 +215,22 @@ fn run_engine_null(
     range: std::ops::Range<usize>,
     k: u32,
 ) -> PartialCounts {
-    let mut acc = Accumulator::new(specs.to_vec(), layers, heads, THETA, k, 2024);
+    let acc = Accumulator::new(specs.to_vec(), layers, heads, THETA, k, 2024);
+    engine_with(acc, features, encoded, attn, (heads, t), pads_left, batch, range)
+}
+
+/// Feeds records `range` to `acc` in batches of `batch`.
+#[allow(clippy::too_many_arguments)]
+fn engine_with(
+    mut acc: Accumulator,
+    features: &[RecordFeatures],
+    encoded: &[Encoded],
+    attn: &[Vec<f32>],
+    (heads, t): (usize, usize),
+    pads_left: bool,
+    batch: usize,
+    range: std::ops::Range<usize>,
+) -> PartialCounts {
     let b_all = encoded.len();
     for start in range.clone().step_by(batch) {
         let end = (start + batch).min(range.end);
@@ -337,6 +352,77 @@ fn engine_matches_naive_loops() {
         let ptm = specs.iter().position(|s| s.name == "ptm").unwrap();
         let aa = specs.iter().position(|s| s.name == "aa:A").unwrap();
         assert!(reference.features[ptm].heads[0].arcs < reference.features[aa].heads[0].arcs);
+    }
+}
+
+#[test]
+fn fused_cpu_pass_equals_the_tensor_path() {
+    let mut rng = Rng(0x51_7CC1_B727_220A);
+    let specs = expand(
+        &["contact".into(), "ss4".into(), "binding_site".into(), "aa".into()],
+        ContactRule::default(),
+    )
+    .unwrap();
+    let (layers, heads) = (2, 3);
+    for (pads_left, specials, max_len) in [(false, (1, 1), 24), (true, (0, 2), 40)] {
+        let records: Vec<ProteinRecord> = (0..7).map(|k| random_record(&mut rng, k)).collect();
+        let encoded: Vec<Encoded> = records
+            .iter()
+            .map(|r| encode(r.len(), max_len, specials))
+            .collect();
+        let t = encoded.iter().map(|e| e.ids.len()).max().unwrap();
+        let attn = random_attention(&mut rng, layers, records.len(), heads, t);
+        let features: Vec<RecordFeatures> = records
+            .iter()
+            .zip(&encoded)
+            .map(|(r, e)| record_features(r, &specs, e.residues))
+            .collect();
+        let run = |tensor: bool, batch: usize| {
+            let acc = Accumulator::new(specs.clone(), layers, heads, THETA, 20, 7);
+            let acc = if tensor { acc.with_tensor_path() } else { acc };
+            engine_with(
+                acc,
+                &features,
+                &encoded,
+                &attn,
+                (heads, t),
+                pads_left,
+                batch,
+                0..7,
+            )
+        };
+        let fused = run(false, 3);
+        let tensor = run(true, 3);
+        assert_eq!(run(false, 1), run(false, 7), "fused: batching changes no bit");
+        let reference = naive(&specs, &records, &encoded, &attn, (layers, heads, t), pads_left);
+        assert_close(&tensor, &reference);
+        assert_close(&fused, &reference);
+        for (e, r) in fused.features.iter().zip(&tensor.features) {
+            for (k, (x, y)) in e.heads.iter().zip(&r.heads).enumerate() {
+                assert_eq!(x.null_hits, y.null_hits, "{} head {k}: null samples", e.feature);
+                for (name, a, b) in [
+                    ("null mean", &x.null_exact_mean, &y.null_exact_mean),
+                    ("null var", &x.null_exact_var, &y.null_exact_var),
+                    (
+                        "weighted null mean",
+                        &x.null_weighted_exact_mean,
+                        &y.null_weighted_exact_mean,
+                    ),
+                    (
+                        "weighted null var",
+                        &x.null_weighted_exact_var,
+                        &y.null_weighted_exact_var,
+                    ),
+                ] {
+                    let (a, b) = (real(a), real(b));
+                    assert!(
+                        (a - b).abs() <= 1e-9 * b.abs().max(1.0),
+                        "{} head {k}: {name} {a} vs {b}",
+                        e.feature
+                    );
+                }
+            }
+        }
     }
 }
 

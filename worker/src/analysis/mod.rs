@@ -6,5 +6,6 @@
 
 pub mod accumulate;
 pub mod features;
+pub mod fused;
 pub mod null;
 pub mod visualize;

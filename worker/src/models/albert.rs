@@ -13,7 +13,7 @@ use candle_nn::{Linear, VarBuilder};
 
 use super::bert::{Embeddings, LayerNorm, attend, check_input, key_mask, linear};
 use super::common::Activation;
-use super::{AttentionModel, ModelInput, ModelOutput};
+use super::{AttentionModel, AttentionSink, ModelInput, ModelOutput};
 
 fn default_one() -> usize {
     1
@@ -194,21 +194,27 @@ impl AlbertModel {
 }
 
 impl AttentionModel for AlbertModel {
-    fn forward(&self, input: &ModelInput, want_hidden: bool) -> Result<ModelOutput> {
+    fn forward_each(
+        &self,
+        input: &ModelInput,
+        want_hidden: bool,
+        sink: &mut AttentionSink,
+    ) -> Result<ModelOutput> {
         check_input(input, self.vocab_size, self.type_vocab_size, self.max_positions)?;
         let mask = key_mask(&input.attention_mask, f32::MIN)?;
         let embedded = self
             .embeddings
             .forward(&input.input_ids, input.token_type_ids.as_ref())?;
         let mut x = self.mapping_in.forward(&embedded)?;
-        let mut attentions = Vec::with_capacity(self.n_layers());
         let mut layer_hidden = Vec::new();
+        let mut layer_index = 0;
         for l in 0..self.num_hidden_layers {
             // transformers: group_idx = int(l / (num_hidden_layers / num_hidden_groups)).
             let group = &self.groups[l * self.groups.len() / self.num_hidden_layers];
             for layer in group {
                 let (next, probs) = layer.forward(&x, &mask, self.heads, self.activation)?;
-                attentions.push(probs);
+                sink(layer_index, probs)?;
+                layer_index += 1;
                 x = next;
                 if want_hidden {
                     layer_hidden.push(x.clone());
@@ -216,7 +222,7 @@ impl AttentionModel for AlbertModel {
             }
         }
         Ok(ModelOutput {
-            attentions,
+            attentions: Vec::new(),
             hidden: want_hidden.then_some(x),
             layer_hidden,
         })

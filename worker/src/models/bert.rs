@@ -12,7 +12,7 @@ use candle_core::{D, DType, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder};
 
 use super::common::{Activation, merge_heads, softmax_last_dim, split_heads};
-use super::{AttentionModel, Family, ModelInput, ModelOutput};
+use super::{AttentionModel, AttentionSink, Family, ModelInput, ModelOutput};
 
 fn default_hidden_act() -> String {
     "gelu".to_string()
@@ -295,24 +295,28 @@ impl BertModel {
 }
 
 impl AttentionModel for BertModel {
-    fn forward(&self, input: &ModelInput, want_hidden: bool) -> Result<ModelOutput> {
+    fn forward_each(
+        &self,
+        input: &ModelInput,
+        want_hidden: bool,
+        sink: &mut AttentionSink,
+    ) -> Result<ModelOutput> {
         check_input(input, self.vocab_size, self.type_vocab_size, self.max_positions)?;
         let mask = key_mask(&input.attention_mask, self.mask_value)?;
         let mut x = self
             .embeddings
             .forward(&input.input_ids, input.token_type_ids.as_ref())?;
-        let mut attentions = Vec::with_capacity(self.layers.len());
         let mut layer_hidden = Vec::new();
-        for layer in &self.layers {
+        for (layer_index, layer) in self.layers.iter().enumerate() {
             let (next, probs) = layer.forward(&x, &mask, self.heads, self.activation)?;
-            attentions.push(probs);
+            sink(layer_index, probs)?;
             x = next;
             if want_hidden {
                 layer_hidden.push(x.clone());
             }
         }
         Ok(ModelOutput {
-            attentions,
+            attentions: Vec::new(),
             hidden: want_hidden.then_some(x),
             layer_hidden,
         })

@@ -8,7 +8,7 @@ use candle_nn::{Embedding, Linear, VarBuilder};
 use super::common::{
     Activation, LayerNorm, additive_key_mask, linear, merge_heads, softmax_last_dim, split_heads,
 };
-use super::{AttentionModel, ModelInput, ModelOutput};
+use super::{AttentionModel, AttentionSink, ModelInput, ModelOutput};
 
 /// Fraction of tokens masked in every ESM training run (15 % selected × 80 % `<mask>`).
 const MASK_RATIO_TRAIN: f64 = 0.15 * 0.8;
@@ -346,7 +346,12 @@ impl EsmLayer {
 }
 
 impl AttentionModel for EsmModel {
-    fn forward(&self, input: &ModelInput, want_hidden: bool) -> Result<ModelOutput> {
+    fn forward_each(
+        &self,
+        input: &ModelInput,
+        want_hidden: bool,
+        sink: &mut AttentionSink,
+    ) -> Result<ModelOutput> {
         let input_ids = input.input_ids.to_dtype(DType::U32)?.to_device(&self.device)?;
         let attention_mask = input
             .attention_mask
@@ -371,13 +376,12 @@ impl AttentionModel for EsmModel {
         let mask_f = attention_mask.to_dtype(DType::F32)?;
         let mut x = self.embed(&ids, &mask, &input_ids, &mask_f)?;
         let key_mask = additive_key_mask(&attention_mask)?;
-        let mut attentions = Vec::with_capacity(self.layers.len());
         let mut layer_hidden = Vec::new();
         let last = self.layers.len().saturating_sub(1);
         for (i, layer) in self.layers.iter().enumerate() {
             let attention_only = i == last && !want_hidden;
             let (probs, next) = layer.forward(&x, &key_mask, self.n_heads, self.head_dim, attention_only)?;
-            attentions.push(probs);
+            sink(i, probs)?;
             if let Some(next) = next {
                 x = next;
                 if want_hidden && i < last {
@@ -393,7 +397,7 @@ impl AttentionModel for EsmModel {
             None
         };
         Ok(ModelOutput {
-            attentions,
+            attentions: Vec::new(),
             hidden,
             layer_hidden,
         })

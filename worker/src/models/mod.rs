@@ -40,11 +40,35 @@ pub struct ModelOutput {
     pub layer_hidden: Vec<Tensor>,
 }
 
+/// Where [`AttentionModel::forward_each`] hands each layer's attention.
+pub type AttentionSink<'a> = dyn FnMut(usize, Tensor) -> candle_core::Result<()> + 'a;
+
 /// A protein language model whose attention headscan analyses.
 pub trait AttentionModel: Send + Sync {
+    /// Runs the encoder, handing each layer's attention probabilities
+    /// `[batch, heads, T, T]` to `sink` (layer index, tensor) as soon as the
+    /// layer is computed and keeping none of them (the returned
+    /// [`ModelOutput::attentions`] is empty), so memory holds one layer's
+    /// attention at a time; with `want_hidden` also the final and per-layer
+    /// hidden states.
+    fn forward_each(
+        &self,
+        input: &ModelInput,
+        want_hidden: bool,
+        sink: &mut AttentionSink,
+    ) -> candle_core::Result<ModelOutput>;
+
     /// Runs the encoder; attention probabilities for every layer and head, and
     /// with `want_hidden` the final and per-layer hidden states.
-    fn forward(&self, input: &ModelInput, want_hidden: bool) -> candle_core::Result<ModelOutput>;
+    fn forward(&self, input: &ModelInput, want_hidden: bool) -> candle_core::Result<ModelOutput> {
+        let mut attentions = Vec::with_capacity(self.n_layers());
+        let mut out = self.forward_each(input, want_hidden, &mut |_, a| {
+            attentions.push(a);
+            Ok(())
+        })?;
+        out.attentions = attentions;
+        Ok(out)
+    }
     /// Number of layers (attention tensors returned).
     fn n_layers(&self) -> usize;
     /// Heads per layer.

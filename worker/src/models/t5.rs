@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder};
 
 use super::common::{Activation, additive_key_mask, merge_heads, softmax_last_dim, split_heads};
-use super::{AttentionModel, ModelInput, ModelOutput};
+use super::{AttentionModel, AttentionSink, ModelInput, ModelOutput};
 
 fn default_vocab_size() -> usize {
     32128
@@ -300,7 +300,12 @@ impl T5EncoderModel {
 }
 
 impl AttentionModel for T5EncoderModel {
-    fn forward(&self, input: &ModelInput, want_hidden: bool) -> Result<ModelOutput> {
+    fn forward_each(
+        &self,
+        input: &ModelInput,
+        want_hidden: bool,
+        sink: &mut AttentionSink,
+    ) -> Result<ModelOutput> {
         let (b, t) = input.input_ids.dims2()?;
         if b == 0 || t == 0 {
             candle_core::bail!("empty input: input_ids has shape [{b}, {t}]");
@@ -322,14 +327,13 @@ impl AttentionModel for T5EncoderModel {
         let mask = additive_key_mask(&input.attention_mask)?;
         let bias = self.position_bias(t)?.broadcast_add(&mask)?;
         let mut h = self.embed.forward(&ids)?;
-        let mut attentions = Vec::with_capacity(self.blocks.len());
         let mut layer_hidden = Vec::new();
         let last = self.blocks.len().saturating_sub(1);
         for (i, block) in self.blocks.iter().enumerate() {
             let (attn_out, prob) = block.attn.forward(&block.attn_norm.forward(&h)?, &bias)?;
             h = (h + attn_out)?;
             h = (&h + block.ff.forward(&block.ff_norm.forward(&h)?)?)?;
-            attentions.push(prob);
+            sink(i, prob)?;
             if want_hidden && i < last {
                 layer_hidden.push(h.clone());
             }
@@ -342,7 +346,7 @@ impl AttentionModel for T5EncoderModel {
             None
         };
         Ok(ModelOutput {
-            attentions,
+            attentions: Vec::new(),
             hidden,
             layer_hidden,
         })

@@ -6,7 +6,7 @@ use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder};
 
 use super::common::{Activation, LayerNorm, linear, merge_heads, softmax_last_dim, split_heads};
-use super::{AttentionModel, ModelInput, ModelOutput};
+use super::{AttentionModel, AttentionSink, ModelInput, ModelOutput};
 
 fn default_vocab_size() -> usize {
     32000
@@ -361,7 +361,12 @@ fn check_input(input: &ModelInput, vocab_size: usize) -> Result<(usize, usize)> 
 }
 
 impl AttentionModel for XLNetModel {
-    fn forward(&self, input: &ModelInput, want_hidden: bool) -> Result<ModelOutput> {
+    fn forward_each(
+        &self,
+        input: &ModelInput,
+        want_hidden: bool,
+        sink: &mut AttentionSink,
+    ) -> Result<ModelOutput> {
         let (_, t) = check_input(input, self.vocab_size)?;
         let ids = input.input_ids.to_dtype(DType::U32)?;
         let mut h = self.word_embedding.forward(&ids)?;
@@ -381,18 +386,17 @@ impl AttentionModel for XLNetModel {
             }
             None => None,
         };
-        let mut attentions = Vec::with_capacity(self.layers.len());
         let mut layer_hidden = Vec::new();
-        for layer in &self.layers {
+        for (layer_index, layer) in self.layers.iter().enumerate() {
             let (out, prob) = layer.rel_attn.forward(&h, &pos_emb, seg.as_ref(), &mask)?;
             h = layer.ff.forward(&out)?;
-            attentions.push(prob);
+            sink(layer_index, prob)?;
             if want_hidden {
                 layer_hidden.push(h.clone());
             }
         }
         Ok(ModelOutput {
-            attentions,
+            attentions: Vec::new(),
             hidden: if want_hidden { Some(h) } else { None },
             layer_hidden,
         })
