@@ -9,6 +9,13 @@ use headscan_coordinator::ingest::{self, Format, IngestOptions};
 use headscan_coordinator::inspect;
 use headscan_proto::features::ContactRule;
 
+/// mimalloc keeps freed buffers for reuse: the forward pass allocates and
+/// frees tensors of tens of MB per layer, which glibc returns to the kernel
+/// and faults back in each time (a measured second of system time per 24
+/// ProtBert-sized sequences; BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod client;
 mod cluster;
 mod coordinator;

@@ -19,8 +19,10 @@ use headscan_worker::analysis::features::{check_coverage, expand};
 use headscan_worker::pull::{ModelCache, WorkerMetrics};
 
 /// Runs a whole job described by `cfg` (already merged with CLI flags).
-pub async fn run(cfg: RunConfig, progress_bar: bool) -> anyhow::Result<()> {
+pub async fn run(mut cfg: RunConfig, progress_bar: bool) -> anyhow::Result<()> {
     cfg.validate()?;
+    // The coordinator takes absolute outputs only; a relative --out is the user's working directory.
+    crate::submit::absolute(&mut cfg.out);
     let (model_url, dataset_url) = (
         cfg.model.clone().unwrap_or_default(),
         cfg.dataset.clone().unwrap_or_default(),

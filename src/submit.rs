@@ -40,7 +40,7 @@ pub struct SubmitArgs {
 }
 
 /// Makes a local path absolute (the coordinator and workers run elsewhere); URLs stay.
-fn absolute(s: &mut Option<String>) {
+pub fn absolute(s: &mut Option<String>) {
     if let Some(v) = s.as_mut() {
         *v = absolute_url(v);
     }

@@ -5,6 +5,7 @@ pub mod albert;
 pub mod bert;
 pub mod common;
 pub mod esm;
+pub mod kernels;
 pub mod t5;
 pub mod xlnet;
 
