@@ -434,3 +434,27 @@ fn limit_and_sample_together_are_an_error() {
     assert!(err.contains("`limit`") && err.contains("`sample`"), "{err}");
     assert!(!out.exists());
 }
+
+#[test]
+fn a_relative_out_is_the_working_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = demo_dataset(tmp.path());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_headscan"))
+        .current_dir(tmp.path())
+        .args([
+            "run",
+            "--config",
+            root.join("configs/demo.toml").to_str().unwrap(),
+            "--model",
+            root.join("tests/fixtures/models/esm2").to_str().unwrap(),
+            "--dataset",
+            ds.to_str().unwrap(),
+            "--out",
+            "rel/out",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(tmp.path().join("rel/out/heads.parquet").exists());
+}

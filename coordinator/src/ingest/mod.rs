@@ -28,7 +28,7 @@ use headscan_proto::record::ProteinRecord;
 use headscan_proto::store::{Location, StoreError};
 use sha2::{Digest, Sha256};
 
-pub use writer::ShardWriter;
+pub use writer::{ShardWriter, encode_parquet};
 
 /// Errors that stop an ingest (as opposed to rejected records, which do not).
 #[derive(Debug, thiserror::Error)]

@@ -179,7 +179,7 @@ pub(crate) fn attend(
         split_heads(v, heads)?,
     );
     let head_dim = q.dim(D::Minus1)?;
-    let scores = (q.matmul(&k.t()?.contiguous()?)? / (head_dim as f64).sqrt())?;
+    let scores = super::kernels::scale(&q.matmul(&k.t()?.contiguous()?)?, 1.0 / (head_dim as f64).sqrt())?;
     let probs = softmax_last_dim(&scores.broadcast_add(mask)?)?;
     let context = merge_heads(&probs.matmul(&v)?)?;
     Ok((probs, context))

@@ -50,7 +50,7 @@ impl Activation {
 
 /// Softmax over the last dimension.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    candle_nn::ops::softmax_last_dim(x)
+    super::kernels::softmax_last_dim(x)
 }
 
 /// Splits `[batch, T, heads·d]` into `[batch, heads, T, d]`.

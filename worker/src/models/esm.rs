@@ -315,7 +315,7 @@ impl EsmLayer {
         let xn = self.attn_ln.forward(x)?;
         let q = split_heads(&self.query.forward(&xn)?, n_heads)?;
         let k = split_heads(&self.key.forward(&xn)?, n_heads)?;
-        let q = q.affine((head_dim as f64).powf(-0.5), 0.0)?;
+        let q = super::kernels::scale(&q, (head_dim as f64).powf(-0.5))?;
         let (q, k) = match &self.inv_freq {
             Some(inv_freq) => {
                 let t = x.dim(1)?;
