@@ -85,8 +85,12 @@ def main() -> None:
             "--out", str(work / "bs"), "--overwrite"])
         sh([py, str(HERE / "make_inputs.py"), str(work), str(work / "bs")])
         sh([hs, "ingest", "--format", "parquet", "--input", str(work / "slice.parquet"), "--out", str(work / "slice")])
+    if not (work / "labelled" / "manifest.json").exists():
         sh([hs, "ingest", "--format", "structures", "--input", str(a.data / "structures"),
             "--out", str(work / "pn"), "--overwrite"])
+        sh([py, str(HERE / "make_inputs.py"), "--labelled-structures", str(work / "structures.parquet"), str(work / "pn")])
+        sh([hs, "ingest", "--format", "parquet", "--input", str(work / "structures.parquet"),
+            "--out", str(work / "labelled"), "--overwrite"])
     ds = work / "slice"
     n_seq = len(lengths(ds))
     res = sum(min(n, 510) for n in lengths(ds))
@@ -120,8 +124,8 @@ def main() -> None:
                 wall, rss, _, out = timed([py, str(HERE / "contender.py"), "provis", str(work / model), str(ds), "--limit", "2"])
                 j = json.loads(out.strip().splitlines()[-1])
                 runs.setdefault(("provis", model), []).append({"loop": j["seconds"], "n": 2, "rss": rss})
-            headscan_run(model, work / "pn", "contact,ss4,binding_site,aa", 0, ("overhead-null0", model))
-            headscan_run(model, work / "pn", "contact,ss4,binding_site,aa", 100, ("overhead-null100", model))
+            headscan_run(model, work / "labelled", "contact,ss4,binding_site,aa", 0, ("overhead-null0", model))
+            headscan_run(model, work / "labelled", "contact,ss4,binding_site,aa", 100, ("overhead-null100", model))
         print(f"round {r + 1}/{a.rounds} done", flush=True)
 
     med = lambda xs: statistics.median(xs)

@@ -403,3 +403,70 @@ fn parquet_input_in_every_common_codec() {
     hashes.dedup();
     assert_eq!(hashes.len(), 1, "the codec does not change the dataset");
 }
+
+#[test]
+fn parquet_with_pandas_default_widths_is_read_and_bad_columns_are_named() {
+    use arrow::array::{ArrayRef, Float64Builder, Int64Builder, ListBuilder, StringArray};
+    use arrow::record_batch::RecordBatch;
+    use parquet::arrow::ArrowWriter;
+    use std::sync::Arc;
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |name: &str, cols: Vec<(&str, ArrayRef)>| {
+        let path = tmp.path().join(name);
+        let batch = RecordBatch::try_from_iter(cols).unwrap();
+        let mut w =
+            ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        path
+    };
+    // int64 sites and float64 coordinates, as pandas and pyarrow write them by default.
+    let mut sites = ListBuilder::new(Int64Builder::new());
+    sites.values().append_slice(&[0, 2]);
+    sites.append(true);
+    let mut ca = ListBuilder::new(Float64Builder::new());
+    ca.values()
+        .append_slice(&[0.0, 0.0, 0.0, 3.8, 0.0, 0.0, 7.6, 0.0, 0.0]);
+    ca.append(true);
+    let ok = write(
+        "wide.parquet",
+        vec![
+            ("id", Arc::new(StringArray::from(vec!["p1"])) as ArrayRef),
+            ("sequence", Arc::new(StringArray::from(vec!["MKV"])) as ArrayRef),
+            ("binding_sites", Arc::new(sites.finish()) as ArrayRef),
+            ("ca_coords", Arc::new(ca.finish()) as ArrayRef),
+        ],
+    );
+    let out = tmp.path().join("ok");
+    ingest_ok("parquet", &ok, &out, &[]);
+    let back = records(&out);
+    assert_eq!(back[0].binding_sites, Some(vec![0, 2]));
+    assert_eq!(back[0].ca_coords.as_ref().unwrap()[3], 3.8f32);
+    // A column of the wrong type: every record is rejected and the error names row and column.
+    let bad = write(
+        "bad.parquet",
+        vec![
+            ("id", Arc::new(StringArray::from(vec!["p1"])) as ArrayRef),
+            ("sequence", Arc::new(StringArray::from(vec!["MKV"])) as ArrayRef),
+            (
+                "binding_sites",
+                Arc::new(StringArray::from(vec!["0,2"])) as ArrayRef,
+            ),
+        ],
+    );
+    let o = headscan(&[
+        "ingest",
+        "--format",
+        "parquet",
+        "--input",
+        bad.to_str().unwrap(),
+        "--out",
+        tmp.path().join("bad").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("binding_sites") && err.contains("bad.parquet"),
+        "{err}"
+    );
+}

@@ -343,16 +343,26 @@ fn int_lists(batch: &RecordBatch, name: &str) -> Result<Option<Vec<Option<Vec<i3
             continue;
         }
         let v = list.value(i);
-        let v = v.as_primitive_opt::<Int32Type>().ok_or_else(|| {
-            bad(
-                name,
-                format!("expected list<int32>, found list<{}>", v.data_type()),
-            )
-        })?;
         if v.null_count() > 0 {
             return Err(bad(name, format!("row {i}: null inside the list")));
         }
-        out.push(Some(v.values().to_vec()));
+        // int32 is canonical; int64 (pandas' and pyarrow's default) is taken when it fits.
+        if let Some(v) = v.as_primitive_opt::<Int32Type>() {
+            out.push(Some(v.values().to_vec()));
+        } else if let Some(v) = v.as_primitive_opt::<arrow::datatypes::Int64Type>() {
+            let narrowed: Result<Vec<i32>, _> = v.values().iter().map(|&x| i32::try_from(x)).collect();
+            out.push(Some(narrowed.map_err(|_| {
+                bad(name, format!("row {i}: a position does not fit in int32"))
+            })?));
+        } else {
+            return Err(bad(
+                name,
+                format!(
+                    "expected list<int32> or list<int64>, found list<{}>",
+                    v.data_type()
+                ),
+            ));
+        }
     }
     Ok(Some(out))
 }
@@ -381,18 +391,29 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<ProteinRecord>, RecordError
         let ca_coords = match ca {
             Some(l) if !l.is_null(i) => {
                 let v = l.value(i);
-                let v = v.as_primitive_opt::<Float32Type>().ok_or_else(|| {
-                    bad(
-                        "ca_coords",
-                        format!("expected list<float32>, found list<{}>", v.data_type()),
-                    )
-                })?;
+                // float32 is canonical; float64 (pandas' and pyarrow's default) is rounded to it.
                 // A null coordinate inside the list means "unresolved": NaN.
-                Some(
-                    (0..v.len())
-                        .map(|k| if v.is_null(k) { f32::NAN } else { v.value(k) })
-                        .collect(),
-                )
+                if let Some(v) = v.as_primitive_opt::<Float32Type>() {
+                    Some(
+                        (0..v.len())
+                            .map(|k| if v.is_null(k) { f32::NAN } else { v.value(k) })
+                            .collect(),
+                    )
+                } else if let Some(v) = v.as_primitive_opt::<arrow::datatypes::Float64Type>() {
+                    Some(
+                        (0..v.len())
+                            .map(|k| if v.is_null(k) { f32::NAN } else { v.value(k) as f32 })
+                            .collect(),
+                    )
+                } else {
+                    return Err(bad(
+                        "ca_coords",
+                        format!(
+                            "expected list<float32> or list<float64>, found list<{}>",
+                            v.data_type()
+                        ),
+                    ));
+                }
             }
             _ => None,
         };

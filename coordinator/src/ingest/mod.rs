@@ -315,9 +315,19 @@ pub async fn ingest(opts: IngestOptions) -> Result<Manifest, IngestError> {
     }
     if report.records_written == 0 {
         let _ = out.delete_prefix(&staging).await;
+        // With no manifest to list them in, the first rejections go in the error.
+        let mut summary = report.summary_line();
+        for r in report.rejections.iter().take(3) {
+            let id = r
+                .record
+                .as_deref()
+                .map(|id| format!("record {id} "))
+                .unwrap_or_default();
+            summary.push_str(&format!("; {id}at {}: {}", r.source, r.reason));
+        }
         return Err(IngestError::Empty {
             input: opts.input.display().to_string(),
-            summary: report.summary_line(),
+            summary,
         });
     }
     match writer.publish(report).await {
