@@ -4,7 +4,7 @@
 
 Reads the canonical dataset's shards (ids, sequences, binding sites),
 sorts records by length, runs transformers with output_attentions=True in
-batches, and counts per head the high-confidence arcs (α > θ between residue
+batches, and counts per head the high-confidence arcs (α ≥ θ, as provis, between residue
 tokens) and those landing on a binding site:
   torch:  counts vectorised in torch over [B, H, T, T] (null off);
   provis: one sequence at a time, Python loops over every (layer, head, i, j),
@@ -82,7 +82,7 @@ def main() -> None:
         if a.mode == "torch":
             pair = mask[:, None, :, None] & mask[:, None, None, :]
             for layer, att in enumerate(out.attentions):
-                arc = (att > a.threshold) & pair
+                arc = (att >= a.threshold) & pair
                 arcs[layer] += arc.sum((0, 2, 3))
                 hits[layer] += (arc & site[:, None, None, :]).sum((0, 2, 3))
         else:
@@ -93,7 +93,7 @@ def main() -> None:
                 for h in range(n_heads):
                     for i in range(n):
                         for j in range(n):
-                            if att[h, 1 + i, 1 + j] > a.threshold:
+                            if att[h, 1 + i, 1 + j] >= a.threshold:
                                 arcs[layer, h] += 1
                                 if j in sites:
                                     hits[layer, h] += 1

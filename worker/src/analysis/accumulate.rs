@@ -435,6 +435,28 @@ impl Accumulator {
         let seed = self.seed;
         // Per (sequence, head): per sample, the hits of each token feature, then contact hits.
         let width = ft + 1;
+        // Each residue's non-zero token features (a residue carries a few of
+        // them: its amino acid, its ss4 class, a site), so a draw costs a few
+        // additions rather than one per feature.
+        let sparse: Vec<(Vec<usize>, Vec<(usize, u64)>)> = seqs
+            .iter()
+            .zip(positions)
+            .map(|(s, pos)| {
+                let mut offsets = Vec::with_capacity(pos.len() + 1);
+                let mut entries = Vec::new();
+                offsets.push(0);
+                for j in 0..pos.len() {
+                    for c in 0..ft {
+                        let v = s.features.token[j * ft + c] as u64;
+                        if v != 0 {
+                            entries.push((c, v));
+                        }
+                    }
+                    offsets.push(entries.len());
+                }
+                (offsets, entries)
+            })
+            .collect();
         let per_head: Vec<Vec<u64>> = (0..seqs.len() * h)
             .into_par_iter()
             .map(|bh| {
@@ -442,19 +464,23 @@ impl Accumulator {
                 let pos = &positions[b];
                 let n = pos.len();
                 let f = seqs[b].features;
+                let (offsets, entries) = &sparse[b];
+                // Query rows with arcs and their arc counts: the same for every sample.
+                let rows: Vec<(usize, usize)> = pos
+                    .iter()
+                    .enumerate()
+                    .map(|(row, &p)| (row, (arcs_per_row[bh * t + p] as usize).min(n)))
+                    .filter(|&(_, k)| k > 0)
+                    .collect();
                 let mut out = vec![0u64; k_samples * width];
                 let mut drawn = Vec::new();
                 for (sample, hits) in out.chunks_exact_mut(width).enumerate() {
                     let mut stream = NullStream::new(seed, seqs[b].key, layer, head, sample as u32);
-                    for (row, &p) in pos.iter().enumerate() {
-                        let k = (arcs_per_row[bh * t + p] as usize).min(n);
-                        if k == 0 {
-                            continue;
-                        }
+                    for &(row, k) in &rows {
                         stream.distinct(k, n, &mut drawn);
                         for &j in &drawn {
-                            for (c, hit) in hits[..ft].iter_mut().enumerate() {
-                                *hit += f.token[j * ft + c] as u64;
+                            for &(c, v) in &entries[offsets[j]..offsets[j + 1]] {
+                                hits[c] += v;
                             }
                             if let Some(cm) = &f.contact {
                                 hits[ft] += cm[row * f.len + j] as u64;
