@@ -16,6 +16,21 @@ use headscan_proto::features::ContactRule;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Keeps memory mimalloc has freed committed instead of purging it after
+/// 10 ms: a layer of the forward pass takes longer than that, so every
+/// layer's buffers were faulted back in (BENCHMARKS.md). `purge_delay` is
+/// option 15 of the vendored mimalloc 3 header; it is set only when that
+/// option reads its documented default (10), so another layout changes nothing.
+fn keep_freed_memory() {
+    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: plain option getter and setter of the allocator; options are read atomically.
+    unsafe {
+        if libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) == 10 {
+            libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1);
+        }
+    }
+}
+
 mod client;
 mod cluster;
 mod coordinator;
@@ -267,6 +282,7 @@ async fn run_inspect(url: &str, json: bool, rule: ContactRule) -> anyhow::Result
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    keep_freed_memory();
     init_tracing();
     let cli = Cli::parse();
     let result = match cli.command {
