@@ -17,13 +17,14 @@ fn demo_dataset(dir: &Path) -> std::path::PathBuf {
 
 /// Runs the demo config (fixture ESM-2) on `dataset` into `out`, with extra
 /// flags; asserts success and returns stderr.
-fn run_demo(dataset: &Path, out: &Path, extra: &[&str]) -> String {
+/// `run` of the demo config and fixture ESM-2 on `dataset` into `out`.
+fn demo_args(dataset: &Path, out: &str) -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let (config, model) = (
         root.join("configs/demo.toml"),
         root.join("tests/fixtures/models/esm2"),
     );
-    let mut args = vec![
+    [
         "run",
         "--config",
         config.to_str().unwrap(),
@@ -32,9 +33,17 @@ fn run_demo(dataset: &Path, out: &Path, extra: &[&str]) -> String {
         "--dataset",
         dataset.to_str().unwrap(),
         "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
+        out,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn run_demo(dataset: &Path, out: &Path, extra: &[&str]) -> String {
+    let mut args = demo_args(dataset, out.to_str().unwrap());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let o = headscan(&args);
     let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(o.status.success(), "{stderr}");
@@ -439,20 +448,9 @@ fn limit_and_sample_together_are_an_error() {
 fn a_relative_out_is_the_working_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let ds = demo_dataset(tmp.path());
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_headscan"))
         .current_dir(tmp.path())
-        .args([
-            "run",
-            "--config",
-            root.join("configs/demo.toml").to_str().unwrap(),
-            "--model",
-            root.join("tests/fixtures/models/esm2").to_str().unwrap(),
-            "--dataset",
-            ds.to_str().unwrap(),
-            "--out",
-            "rel/out",
-        ])
+        .args(demo_args(&ds, "rel/out"))
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -554,28 +554,8 @@ impl Coordinator {
         }
         .await;
         self.drop_fold(&job);
-        let now = now_ms();
-        let _ = self.with_state(|s| {
-            s.state().transaction(|tx| {
-                if tx.job(&job)?.is_some_and(|j| j.state != JobState::Reducing) {
-                    return Ok(());
-                }
-                match &outcome {
-                    Ok(()) => tx.set_job_state(
-                        &job,
-                        JobState::Succeeded,
-                        &format!("outputs at {}", row.output),
-                        now,
-                    ),
-                    Err(e) => tx.set_job_state(
-                        &job,
-                        JobState::Failed,
-                        &format!("folding the probe stage: {e}"),
-                        now,
-                    ),
-                }
-            })
-        });
+        let outcome = outcome.map_err(|e| format!("folding the probe stage: {e}"));
+        self.settle(&job, &row.output, &outcome);
         match &outcome {
             Ok(()) => tracing::debug!(job = %job, "probe stage folded"),
             Err(e) => tracing::error!(job = %job, error = %e, "probe stage failed"),
@@ -593,6 +573,25 @@ impl Coordinator {
             .partial
             .ok_or_else(|| format!("{key}: no partial counts"))?;
         Ok((partial, result.record_ids))
+    }
+
+    /// Ends a job that was reducing: succeeded with its outputs, or failed
+    /// with `outcome`'s message. A job cancelled meanwhile stays cancelled.
+    fn settle(&self, job: &JobId, output: &str, outcome: &Result<(), String>) {
+        let now = now_ms();
+        let _ = self.with_state(|s| {
+            s.state().transaction(|tx| {
+                if tx.job(job)?.is_some_and(|j| j.state != JobState::Reducing) {
+                    return Ok(());
+                }
+                match outcome {
+                    Ok(()) => {
+                        tx.set_job_state(job, JobState::Succeeded, &format!("outputs at {output}"), now)
+                    }
+                    Err(e) => tx.set_job_state(job, JobState::Failed, e, now),
+                }
+            })
+        });
     }
 
     fn fail_job(&self, job: &JobId, message: &str) {
@@ -647,24 +646,11 @@ impl Coordinator {
                 .map_err(|e| e.to_string())
         }
         .await;
-        let now = now_ms();
-        let _ = self.with_state(|s| {
-            s.state().transaction(|tx| {
-                // A job cancelled while its outputs were written stays cancelled.
-                if tx.job(&job)?.is_some_and(|j| j.state != JobState::Reducing) {
-                    return Ok(());
-                }
-                match &outcome {
-                    Ok(_) => tx.set_job_state(
-                        &job,
-                        JobState::Succeeded,
-                        &format!("outputs at {}", row.output),
-                        now,
-                    ),
-                    Err(e) => tx.set_job_state(&job, JobState::Failed, &format!("writing outputs: {e}"), now),
-                }
-            })
-        });
+        let settled = outcome
+            .as_ref()
+            .map(|_| ())
+            .map_err(|e| format!("writing outputs: {e}"));
+        self.settle(&job, &row.output, &settled);
         match &outcome {
             Ok(_) => {
                 tracing::info!(job = %job, out = %row.output, sequences = reduced.sequences, "job succeeded")

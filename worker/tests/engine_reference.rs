@@ -99,6 +99,43 @@ fn random_attention(rng: &mut Rng, layers: usize, b: usize, h: usize, t: usize) 
         .collect()
 }
 
+/// Random records, their tokens, random attention and their features.
+struct Batch {
+    records: Vec<ProteinRecord>,
+    encoded: Vec<Encoded>,
+    t: usize,
+    attn: Vec<Vec<f32>>,
+    features: Vec<RecordFeatures>,
+}
+
+fn batch(
+    rng: &mut Rng,
+    specs: &[FeatureSpec],
+    n: usize,
+    (max_len, specials): (usize, (usize, usize)),
+    (layers, heads): (usize, usize),
+) -> Batch {
+    let records: Vec<ProteinRecord> = (0..n).map(|k| random_record(rng, k)).collect();
+    let encoded: Vec<Encoded> = records
+        .iter()
+        .map(|r| encode(r.len(), max_len, specials))
+        .collect();
+    let t = encoded.iter().map(|e| e.ids.len()).max().unwrap();
+    let attn = random_attention(rng, layers, records.len(), heads, t);
+    let features = records
+        .iter()
+        .zip(&encoded)
+        .map(|(r, e)| record_features(r, specs, e.residues))
+        .collect();
+    Batch {
+        records,
+        encoded,
+        t,
+        attn,
+        features,
+    }
+}
+
 /// The naive reference: loops over i, j per sequence, layer and head.
 /// Index loops are the point here: they mirror provis' own code.
 #[allow(clippy::needless_range_loop)]
@@ -299,18 +336,13 @@ fn engine_matches_naive_loops() {
     .unwrap();
     let (layers, heads) = (2, 3);
     for (pads_left, specials, max_len) in [(false, (1, 1), 20), (true, (0, 2), 16), (false, (1, 1), 64)] {
-        let records: Vec<ProteinRecord> = (0..9).map(|k| random_record(&mut rng, k)).collect();
-        let encoded: Vec<Encoded> = records
-            .iter()
-            .map(|r| encode(r.len(), max_len, specials))
-            .collect();
-        let t = encoded.iter().map(|e| e.ids.len()).max().unwrap();
-        let attn = random_attention(&mut rng, layers, records.len(), heads, t);
-        let features: Vec<RecordFeatures> = records
-            .iter()
-            .zip(&encoded)
-            .map(|(r, e)| record_features(r, &specs, e.residues))
-            .collect();
+        let Batch {
+            records,
+            encoded,
+            t,
+            attn,
+            features,
+        } = batch(&mut rng, &specs, 9, (max_len, specials), (layers, heads));
         let reference = naive(&specs, &records, &encoded, &attn, (layers, heads, t), pads_left);
         assert!(
             reference.features[0].heads.iter().any(|h| h.hits > 0),
@@ -365,18 +397,13 @@ fn fused_cpu_pass_equals_the_tensor_path() {
     .unwrap();
     let (layers, heads) = (2, 3);
     for (pads_left, specials, max_len) in [(false, (1, 1), 24), (true, (0, 2), 40)] {
-        let records: Vec<ProteinRecord> = (0..7).map(|k| random_record(&mut rng, k)).collect();
-        let encoded: Vec<Encoded> = records
-            .iter()
-            .map(|r| encode(r.len(), max_len, specials))
-            .collect();
-        let t = encoded.iter().map(|e| e.ids.len()).max().unwrap();
-        let attn = random_attention(&mut rng, layers, records.len(), heads, t);
-        let features: Vec<RecordFeatures> = records
-            .iter()
-            .zip(&encoded)
-            .map(|(r, e)| record_features(r, &specs, e.residues))
-            .collect();
+        let Batch {
+            records,
+            encoded,
+            t,
+            attn,
+            features,
+        } = batch(&mut rng, &specs, 7, (max_len, specials), (layers, heads));
         let run = |tensor: bool, batch: usize| {
             let acc = Accumulator::new(specs.clone(), layers, heads, THETA, 20, 7);
             let acc = if tensor { acc.with_tensor_path() } else { acc };

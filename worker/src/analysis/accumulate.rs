@@ -230,6 +230,10 @@ impl Accumulator {
     }
 }
 
+/// A sequence's residues' non-zero token features, CSR-style: residue j's
+/// (feature column, value) pairs are `entries[offsets[j]..offsets[j + 1]]`.
+type SparseRows = (Vec<usize>, Vec<(usize, u64)>);
+
 /// One batch being added to an [`Accumulator`], layer by layer.
 pub struct BatchCounts<'a> {
     acc: &'a mut Accumulator,
@@ -438,7 +442,7 @@ impl Accumulator {
         // Each residue's non-zero token features (a residue carries a few of
         // them: its amino acid, its ss4 class, a site), so a draw costs a few
         // additions rather than one per feature.
-        let sparse: Vec<(Vec<usize>, Vec<(usize, u64)>)> = seqs
+        let sparse: Vec<SparseRows> = seqs
             .iter()
             .zip(positions)
             .map(|(s, pos)| {
