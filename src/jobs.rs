@@ -131,13 +131,14 @@ fn human_secs(s: f64) -> String {
     }
 }
 
-/// Follows a job's Watch stream to its end, printing progress (to stdout
-/// when `to_stdout`, else to stderr at most once a second); returns the last status.
+/// Follows a job's Watch stream to its end, printing progress where
+/// `progress` says (at most once a second, and the final status); returns
+/// the last status.
 pub async fn follow(
     jobs: &mut Jobs,
     coordinator: &str,
     job: &str,
-    to_stdout: bool,
+    progress: Progress,
 ) -> anyhow::Result<JobStatus> {
     let mut backoff = std::time::Duration::from_millis(200);
     loop {
@@ -162,14 +163,17 @@ pub async fn follow(
         loop {
             match stream.message().await {
                 Ok(Some(s)) => {
-                    if to_stdout {
-                        if last_print.elapsed().as_millis() >= 1000 || crate::jobs::is_final(&s) {
+                    let due = last_print.elapsed().as_millis() >= 1000 || is_final(&s);
+                    match progress {
+                        Progress::Stdout if due => {
                             writeln!(std::io::stdout(), "{}", progress_line(&s))?;
                             last_print = std::time::Instant::now();
                         }
-                    } else if last_print.elapsed().as_millis() >= 1000 || is_final(&s) {
-                        let _ = writeln!(std::io::stderr(), "{}", progress_line(&s));
-                        last_print = std::time::Instant::now();
+                        Progress::Stderr if due => {
+                            let _ = writeln!(std::io::stderr(), "{}", progress_line(&s));
+                            last_print = std::time::Instant::now();
+                        }
+                        _ => {}
                     }
                     let done = is_final(&s);
                     last = Some(s);
@@ -193,6 +197,17 @@ pub async fn follow(
         }
         tokio::time::sleep(backoff).await;
     }
+}
+
+/// Where [`follow`] prints a progress line (at most one a second, and the last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// On stdout (`status --watch`).
+    Stdout,
+    /// On stderr, keeping stdout for the job id (`submit --wait`).
+    Stderr,
+    /// Nowhere (probe stages: many short jobs of one command).
+    Quiet,
 }
 
 /// True when the job has ended.
@@ -234,7 +249,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
         return Ok(());
     };
     if args.watch {
-        let last = follow(&mut jobs, coordinator, &job, true).await?;
+        let last = follow(&mut jobs, coordinator, &job, Progress::Stdout).await?;
         if !last.message.is_empty() {
             writeln!(std::io::stdout(), "{}", last.message)?;
         }

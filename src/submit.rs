@@ -108,7 +108,13 @@ pub async fn run(args: SubmitArgs) -> anyhow::Result<()> {
     if !args.wait {
         return Ok(());
     }
-    let last = crate::jobs::follow(&mut jobs, &coordinator, &resp.job_id, false).await?;
+    let last = crate::jobs::follow(
+        &mut jobs,
+        &coordinator,
+        &resp.job_id,
+        crate::jobs::Progress::Stderr,
+    )
+    .await?;
     match JobState::try_from(last.state) {
         Ok(JobState::Succeeded) => {
             tracing::info!(job = %last.job_id, out = %last.output, "job succeeded");

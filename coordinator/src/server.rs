@@ -235,7 +235,12 @@ impl Coordinator {
             finished_ms: 0,
         };
         self.with_state(|s| s.state().transaction(|tx| tx.insert_job(&row, &tasks)))?;
-        tracing::info!(job = %id, shards = row.tasks_total, sequences = sequences_total, "job submitted");
+        if row.spec.probe.is_some() {
+            // A probe command submits one such job per Newton evaluation: not news.
+            tracing::debug!(job = %id, shards = row.tasks_total, "probe stage submitted");
+        } else {
+            tracing::info!(job = %id, shards = row.tasks_total, sequences = sequences_total, "job submitted");
+        }
         self.notify();
         Ok((id, false))
     }

@@ -56,7 +56,8 @@ impl Stages {
             .into_inner()
             .job_id;
         tracing::debug!(job = %id, stage = name, "probe stage submitted");
-        let status = crate::jobs::follow(&mut jobs, &self.coordinator, &id, false).await?;
+        let status =
+            crate::jobs::follow(&mut jobs, &self.coordinator, &id, crate::jobs::Progress::Quiet).await?;
         if JobState::try_from(status.state) != Ok(JobState::Succeeded) {
             bail!(
                 "probe stage {name} (job {id}) did not succeed: {}",
