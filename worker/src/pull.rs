@@ -360,20 +360,11 @@ pub async fn run(
         let outcome = run_task(current, &opts, &models, &device).await;
         opts.metrics.busy.fetch_sub(1, Ordering::Relaxed);
         match &outcome {
-            Outcome::Done(counts, ..) => {
+            Outcome::Done(completion, _) => {
+                let (sequences, residues) = completion.work();
                 opts.metrics.tasks_done.fetch_add(1, Ordering::Relaxed);
-                opts.metrics
-                    .sequences
-                    .fetch_add(counts.sequences, Ordering::Relaxed);
-                opts.metrics
-                    .residues
-                    .fetch_add(counts.residues, Ordering::Relaxed);
-            }
-            Outcome::Probe(result, _) => {
-                opts.metrics.tasks_done.fetch_add(1, Ordering::Relaxed);
-                opts.metrics
-                    .sequences
-                    .fetch_add(result.records, Ordering::Relaxed);
+                opts.metrics.sequences.fetch_add(sequences, Ordering::Relaxed);
+                opts.metrics.residues.fetch_add(residues, Ordering::Relaxed);
             }
             Outcome::Failed(_) => {
                 opts.metrics.tasks_failed.fetch_add(1, Ordering::Relaxed);
@@ -431,10 +422,26 @@ async fn lease(
 
 /// What became of a task.
 enum Outcome {
-    Done(PartialCounts, Vec<String>, CachedModel),
-    Probe(Box<ProbeResult>, CachedModel),
+    Done(Completion, CachedModel),
     Failed(String),
     Abandoned,
+}
+
+/// What a finished task sends: an analysis shard's counts and record ids,
+/// or a probe stage's result.
+enum Completion {
+    Counts(PartialCounts, Vec<String>),
+    Probe(Box<ProbeResult>),
+}
+
+impl Completion {
+    /// Sequences and residues the task computed (residues: 0 for probe stages).
+    fn work(&self) -> (u64, u64) {
+        match self {
+            Completion::Counts(c, _) => (c.sequences, c.residues),
+            Completion::Probe(r) => (r.records, 0),
+        }
+    }
 }
 
 async fn run_task(p: Pending, opts: &PullOptions, models: &ModelCache, device: &Device) -> Outcome {
@@ -486,7 +493,7 @@ async fn run_task_inner(p: Pending, opts: &PullOptions, models: &ModelCache, dev
         )
         .await
         {
-            Ok(Some(r)) => Outcome::Probe(Box::new(r), model),
+            Ok(Some(r)) => Outcome::Done(Completion::Probe(Box::new(r)), model),
             Ok(None) => Outcome::Abandoned,
             Err(e) => Outcome::Failed(format!("shard {url}: {e}")),
         };
@@ -502,7 +509,7 @@ async fn run_task_inner(p: Pending, opts: &PullOptions, models: &ModelCache, dev
     })
     .await;
     match computed {
-        Ok(Ok(Some((counts, ids)))) => Outcome::Done(counts, ids, model),
+        Ok(Ok(Some((counts, ids)))) => Outcome::Done(Completion::Counts(counts, ids), model),
         Ok(Ok(None)) => Outcome::Abandoned,
         Ok(Err(e)) => Outcome::Failed(e),
         Err(e) => Outcome::Failed(format!("task panicked: {e}")),
@@ -589,34 +596,26 @@ async fn report(client: &mut Client, worker: &str, task: &Task, outcome: Outcome
                 tracing::info!(task = %task.task_id, "task abandoned (job cancelled or lease lost)");
                 return;
             }
-            Outcome::Done(counts, ids, model) => client
-                .complete(CompleteTaskRequest {
-                    worker_id: worker.to_string(),
-                    task_id: task.task_id.clone(),
-                    partial_url: String::new(),
-                    partial: Some(counts.clone()),
-                    model_family: format!("{:?}", model.model.family),
-                    model_digest: model.digest.clone(),
-                    model_config_digest: model.config_digest.clone(),
-                    record_ids: ids.clone(),
-                    probe: None,
-                })
-                .await
-                .map(|r| r.into_inner().accepted),
-            Outcome::Probe(result, model) => client
-                .complete(CompleteTaskRequest {
-                    worker_id: worker.to_string(),
-                    task_id: task.task_id.clone(),
-                    partial_url: String::new(),
-                    partial: None,
-                    model_family: format!("{:?}", model.model.family),
-                    model_digest: model.digest.clone(),
-                    model_config_digest: model.config_digest.clone(),
-                    record_ids: Vec::new(),
-                    probe: Some((**result).clone()),
-                })
-                .await
-                .map(|r| r.into_inner().accepted),
+            Outcome::Done(completion, model) => {
+                let (partial, record_ids, probe) = match completion {
+                    Completion::Counts(counts, ids) => (Some(counts.clone()), ids.clone(), None),
+                    Completion::Probe(result) => (None, Vec::new(), Some((**result).clone())),
+                };
+                client
+                    .complete(CompleteTaskRequest {
+                        worker_id: worker.to_string(),
+                        task_id: task.task_id.clone(),
+                        partial_url: String::new(),
+                        partial,
+                        model_family: format!("{:?}", model.model.family),
+                        model_digest: model.digest.clone(),
+                        model_config_digest: model.config_digest.clone(),
+                        record_ids,
+                        probe,
+                    })
+                    .await
+                    .map(|r| r.into_inner().accepted)
+            }
             Outcome::Failed(reason) => client
                 .fail(FailTaskRequest {
                     worker_id: worker.to_string(),

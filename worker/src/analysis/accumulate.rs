@@ -211,6 +211,11 @@ impl Accumulator {
         let n_t = Tensor::from_vec(lens.clone(), (b, 1, 1), &device)?;
         let n_safe = n_t.clamp(1.0, f64::MAX)?;
 
+        let null_rows = if self.counts.null_samples > 0 {
+            sparse_rows(seqs, &positions, ft)
+        } else {
+            Vec::new()
+        };
         Ok(BatchCounts {
             acc: self,
             seqs,
@@ -226,6 +231,7 @@ impl Accumulator {
             n_safe,
             lens,
             positions,
+            null_rows,
         })
     }
 }
@@ -233,6 +239,30 @@ impl Accumulator {
 /// A sequence's residues' non-zero token features, CSR-style: residue j's
 /// (feature column, value) pairs are `entries[offsets[j]..offsets[j + 1]]`.
 type SparseRows = (Vec<usize>, Vec<(usize, u64)>);
+
+/// Each sequence's residues' non-zero token features (a residue carries a
+/// few of them: its amino acid, its ss4 class, a site), so a null draw costs
+/// a few additions rather than one per feature. Built once per batch.
+fn sparse_rows(seqs: &[SequenceInput], positions: &[Vec<usize>], ft: usize) -> Vec<SparseRows> {
+    seqs.iter()
+        .zip(positions)
+        .map(|(s, pos)| {
+            let mut offsets = Vec::with_capacity(pos.len() + 1);
+            let mut entries = Vec::new();
+            offsets.push(0);
+            for j in 0..pos.len() {
+                for c in 0..ft {
+                    let v = s.features.token[j * ft + c] as u64;
+                    if v != 0 {
+                        entries.push((c, v));
+                    }
+                }
+                offsets.push(entries.len());
+            }
+            (offsets, entries)
+        })
+        .collect()
+}
 
 /// One batch being added to an [`Accumulator`], layer by layer.
 pub struct BatchCounts<'a> {
@@ -252,6 +282,8 @@ pub struct BatchCounts<'a> {
     n_safe: Tensor,
     lens: Vec<f64>,
     positions: Vec<Vec<usize>>,
+    /// [`sparse_rows`] of the batch when null samples are drawn, else empty.
+    null_rows: Vec<SparseRows>,
 }
 
 impl BatchCounts<'_> {
@@ -359,8 +391,14 @@ impl BatchCounts<'_> {
             _ => self.tensor_sums(a, want_rows)?,
         };
         if want_rows {
-            self.acc
-                .add_null_samples(layer, &sums.row_k, (h, t), self.seqs, &self.positions);
+            self.acc.add_null_samples(
+                layer,
+                &sums.row_k,
+                (h, t),
+                self.seqs,
+                &self.positions,
+                &self.null_rows,
+            );
         }
         let LayerSums {
             arcs,
@@ -433,34 +471,13 @@ impl Accumulator {
         (h, t): (usize, usize),
         seqs: &[SequenceInput],
         positions: &[Vec<usize>],
+        sparse: &[SparseRows],
     ) {
         let ft = self.token_cols.len();
         let k_samples = self.counts.null_samples as usize;
         let seed = self.seed;
         // Per (sequence, head): per sample, the hits of each token feature, then contact hits.
         let width = ft + 1;
-        // Each residue's non-zero token features (a residue carries a few of
-        // them: its amino acid, its ss4 class, a site), so a draw costs a few
-        // additions rather than one per feature.
-        let sparse: Vec<SparseRows> = seqs
-            .iter()
-            .zip(positions)
-            .map(|(s, pos)| {
-                let mut offsets = Vec::with_capacity(pos.len() + 1);
-                let mut entries = Vec::new();
-                offsets.push(0);
-                for j in 0..pos.len() {
-                    for c in 0..ft {
-                        let v = s.features.token[j * ft + c] as u64;
-                        if v != 0 {
-                            entries.push((c, v));
-                        }
-                    }
-                    offsets.push(entries.len());
-                }
-                (offsets, entries)
-            })
-            .collect();
         let per_head: Vec<Vec<u64>> = (0..seqs.len() * h)
             .into_par_iter()
             .map(|bh| {
