@@ -47,11 +47,15 @@ impl ClientArgs {
     /// A `Jobs` client.
     pub fn jobs(&self) -> anyhow::Result<Jobs> {
         let ch = channel(&self.coordinator, self.ca()?.as_deref())?;
-        let token = BearerToken::new(self.token()?.as_deref())?;
-        Ok(JobsClient::with_interceptor(ch, token)
-            .max_decoding_message_size(headscan_proto::MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(headscan_proto::MAX_MESSAGE_BYTES))
+        jobs_client(ch, self.token()?.as_deref())
     }
+}
+
+/// A `Jobs` client on `ch` with `token` attached and headscan's message limits.
+pub fn jobs_client(ch: Channel, token: Option<&str>) -> anyhow::Result<Jobs> {
+    Ok(JobsClient::with_interceptor(ch, BearerToken::new(token)?)
+        .max_decoding_message_size(headscan_proto::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(headscan_proto::MAX_MESSAGE_BYTES))
 }
 
 /// A readable error for a failed call.

@@ -13,9 +13,8 @@ use headscan_coordinator::scheduler::Policy;
 use headscan_coordinator::server::Coordinator;
 use headscan_coordinator::service::{ServeOptions, serve};
 use headscan_coordinator::state::StateStore;
-use headscan_proto::client::{BearerToken, channel};
+use headscan_proto::client::channel;
 use headscan_proto::ids::JobId;
-use headscan_proto::pb::jobs_client::JobsClient;
 use headscan_proto::store::Location;
 use headscan_worker::pull::{ModelCache, PullOptions, WorkerMetrics};
 
@@ -89,11 +88,7 @@ impl LocalCluster {
 
     /// A `Jobs` client of this coordinator.
     pub fn jobs(&self) -> anyhow::Result<Jobs> {
-        Ok(
-            JobsClient::with_interceptor(channel(&self.url, None)?, BearerToken::new(Some(&self.token))?)
-                .max_decoding_message_size(headscan_proto::MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(headscan_proto::MAX_MESSAGE_BYTES),
-        )
+        crate::client::jobs_client(channel(&self.url, None)?, Some(&self.token))
     }
 
     /// Stops the workers (a task in hand was already told to abandon when

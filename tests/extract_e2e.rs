@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
-use common::{headscan, ingest_ok};
+use common::{headscan, ingest_ok, model_command_ok};
 use headscan_proto::embeddings::{EmbeddingManifest, EmbeddingRows, read_embeddings};
 
 const FASTA: &str =
@@ -30,23 +30,7 @@ fn dataset(dir: &Path, shard_rows: &str) -> PathBuf {
 }
 
 fn extract(model_name: &str, ds: &Path, out: &Path, extra: &[&str]) -> EmbeddingManifest {
-    let m = model(model_name);
-    let mut args = vec![
-        "extract",
-        "--model",
-        m.to_str().unwrap(),
-        "--dataset",
-        ds.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let o = headscan(&args);
-    assert!(
-        o.status.success(),
-        "extract failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    model_command_ok("extract", &model(model_name), ds, out, extra);
     serde_json::from_slice(&std::fs::read(out.join("embeddings.json")).unwrap()).unwrap()
 }
 

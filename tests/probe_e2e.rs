@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, Float64Array, Int32Array, StringArray, UInt64Array};
-use common::{headscan, ingest_ok, test_data};
+use common::{headscan, ingest_ok, model_command_ok, test_data};
 use headscan_coordinator::probe::output::ProbeWeights;
 use headscan_coordinator::probe::tasks::is_train;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -37,23 +37,7 @@ fn strings(b: &arrow::array::RecordBatch, name: &str) -> Vec<String> {
 }
 
 fn probe(ds: &Path, out: &Path, extra: &[&str]) -> Vec<ProbeWeights> {
-    let m = bert();
-    let mut args = vec![
-        "probe",
-        "--model",
-        m.to_str().unwrap(),
-        "--dataset",
-        ds.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let o = headscan(&args);
-    assert!(
-        o.status.success(),
-        "probe failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    model_command_ok("probe", &bert(), ds, out, extra);
     serde_json::from_slice(&std::fs::read(out.join("weights.json")).unwrap()).unwrap()
 }
 

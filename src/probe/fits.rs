@@ -12,7 +12,6 @@ use headscan_coordinator::probe::logreg::{
     FitError, FitOptions, Partial, Weights, balanced_class_weights, fit,
 };
 use headscan_coordinator::probe::output::{ProbeConfig, ProbeRow, ProbeWeights};
-use headscan_coordinator::probe::round::weights_digest;
 use headscan_coordinator::probe::tasks::Task;
 use headscan_proto::pb::probe_stage::Kind;
 use headscan_proto::pb::{ProbeResult, ProbeStage};
@@ -118,14 +117,10 @@ pub async fn run_fit(
             };
             let stage_name = format!("{fit_name}/gradient-{evaluation:03}");
             evaluation += 1;
+            // The coordinator's fold already refused any shard computed at other weights.
             let (r, _) = handle
                 .block_on(st.run(&stage_name, stage))
                 .map_err(|e| FitError::Shard(format!("{e:#}")))?;
-            if r.weights_digest != weights_digest(w) {
-                return Err(FitError::Shard(format!(
-                    "{stage_name}: the gradient was computed at other weights"
-                )));
-            }
             Ok(Partial {
                 loss: r.loss,
                 grad: r.grad,

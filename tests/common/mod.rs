@@ -40,6 +40,27 @@ pub fn headscan(args: &[&str]) -> Output {
         .expect("headscan runs")
 }
 
+/// Runs `headscan CMD --model M --dataset D --out O EXTRA…` (extract, probe)
+/// and asserts success.
+pub fn model_command_ok(cmd: &str, model: &Path, dataset: &Path, out: &Path, extra: &[&str]) {
+    let mut args = vec![
+        cmd,
+        "--model",
+        model.to_str().unwrap(),
+        "--dataset",
+        dataset.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = headscan(&args);
+    assert!(
+        o.status.success(),
+        "{cmd} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 /// Runs `headscan ingest` and asserts success; returns stderr.
 pub fn ingest_ok(format: &str, input: &Path, out: &Path, extra: &[&str]) -> String {
     let mut args = vec![
