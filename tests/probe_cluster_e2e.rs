@@ -64,7 +64,8 @@ fn one_and_three_worker_processes_give_the_in_process_weights() {
     let tmp = tempfile::tempdir().unwrap();
     let ds = demo_dataset(tmp.path(), 2);
     let reference = tmp.path().join("in-process");
-    probe(&ds, &reference, &["--workers", "2"]);
+    // One probe at a time here, four at once (the default) on the cluster: same bytes.
+    probe(&ds, &reference, &["--workers", "2", "--parallel-fits", "1"]);
 
     let c = coordinator(tmp.path(), 0, &[]);
     let _w1 = worker(tmp.path(), &c.url, 0, &[]);
@@ -98,6 +99,27 @@ fn one_and_three_worker_processes_give_the_in_process_weights() {
         "{kinds:?}"
     );
 
+    // `headscan extract` on the same cluster writes the same embedding shards.
+    let extracted = tmp.path().join("extracted");
+    let esm2 = root().join("tests/fixtures/models/esm2");
+    let o = headscan(&[
+        "extract",
+        "--coordinator",
+        &c.url,
+        "--model",
+        esm2.to_str().unwrap(),
+        "--dataset",
+        ds.to_str().unwrap(),
+        "--out",
+        extracted.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read(extracted.join("shards/part-00003.parquet")).unwrap(),
+        std::fs::read(reference.join("embeddings/shards/part-00003.parquet")).unwrap()
+    );
+    assert!(extracted.join("embeddings.json").exists());
+
     // Every stage was a job of the coordinator: its list shows them succeeded.
     let o = headscan(&["status", "--coordinator", &c.url]);
     let listed = String::from_utf8_lossy(&o.stdout);
@@ -109,11 +131,25 @@ fn one_and_three_worker_processes_give_the_in_process_weights() {
 fn a_failing_stage_names_the_shard_and_leaves_no_tables() {
     let tmp = tempfile::tempdir().unwrap();
     let ds = demo_dataset(tmp.path(), 4);
-    let c = coordinator(tmp.path(), 0, &["--max-attempts", "1"]);
-    let _w = worker(tmp.path(), &c.url, 0, &[]);
+    let token = tmp.path().join("token");
+    std::fs::write(&token, "probe-token\n").unwrap();
+    let token = token.to_str().unwrap();
+    let c = coordinator(tmp.path(), 0, &["--max-attempts", "1", "--token-file", token]);
+    let _w = worker(tmp.path(), &c.url, 0, &["--token-file", token]);
     let out = tmp.path().join("out");
+    // Without the coordinator's token the probe is refused before any work.
+    let args = probe_args(&ds, &out, &["--coordinator", &c.url]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = headscan(&args);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("refused"), "{err}");
     // Layer 9 does not exist in the 2-layer fixture: the extract stage fails on the workers.
-    let args = probe_args(&ds, &out, &["--coordinator", &c.url, "--layers", "9"]);
+    let args = probe_args(
+        &ds,
+        &out,
+        &["--coordinator", &c.url, "--token-file", token, "--layers", "9"],
+    );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let o = headscan(&args);
     assert!(!o.status.success());
