@@ -94,7 +94,8 @@ pub fn process_records_until(
         buckets.entry(bucket(e.ids.len(), limit)).or_default().push(i);
     }
     let mut timing = Timing::default();
-    for (padded, members) in &buckets {
+    // Longest first: the allocator reaches its peak on the first batch and reuses it after.
+    for (padded, members) in buckets.iter().rev() {
         for chunk in members.chunks(spec.batch_size.max(1)) {
             if stop() {
                 return Ok(None);

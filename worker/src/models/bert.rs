@@ -11,7 +11,8 @@
 use candle_core::{D, DType, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder};
 
-use super::common::{Activation, merge_heads, softmax_last_dim, split_heads};
+use super::common::{Activation, merge_heads, split_heads};
+use super::kernels;
 use super::{AttentionModel, AttentionSink, Family, ModelInput, ModelOutput};
 
 fn default_hidden_act() -> String {
@@ -160,7 +161,7 @@ impl Embeddings {
         };
         let positions = Tensor::arange(0u32, t as u32, input_ids.device())?;
         let pos = self.position.forward(&positions)?;
-        self.layer_norm.forward(&with_types.broadcast_add(&pos)?)
+        self.layer_norm.forward_owned(with_types.broadcast_add(&pos)?)
     }
 }
 
@@ -179,8 +180,8 @@ pub(crate) fn attend(
         split_heads(v, heads)?,
     );
     let head_dim = q.dim(D::Minus1)?;
-    let scores = super::kernels::scale(&q.matmul(&k.t()?.contiguous()?)?, 1.0 / (head_dim as f64).sqrt())?;
-    let probs = softmax_last_dim(&scores.broadcast_add(mask)?)?;
+    let scores = q.matmul(&k.t()?.contiguous()?)?;
+    let probs = kernels::attention_probs(scores, mask, Some(1.0 / (head_dim as f64).sqrt()))?;
     let context = merge_heads(&probs.matmul(&v)?)?;
     Ok((probs, context))
 }
@@ -218,18 +219,18 @@ impl Layer {
     /// Returns (new hidden states, attention probabilities).
     fn forward(&self, x: &Tensor, mask: &Tensor, heads: usize, act: Activation) -> Result<(Tensor, Tensor)> {
         let (q, k, v) = (
-            self.query.forward(x)?,
-            self.key.forward(x)?,
-            self.value.forward(x)?,
+            kernels::linear(&self.query, x)?,
+            kernels::linear(&self.key, x)?,
+            kernels::linear(&self.value, x)?,
         );
         let (probs, context) = attend(&q, &k, &v, mask, heads)?;
-        let attn_out = self
-            .attn_norm
-            .forward(&(self.attn_dense.forward(&context)? + x)?)?;
-        let inter = act.apply(&self.intermediate.forward(&attn_out)?)?;
-        let out = self
-            .output_norm
-            .forward(&(self.output.forward(&inter)? + &attn_out)?)?;
+        let attn_out =
+            self.attn_norm
+                .forward_owned(kernels::linear_residual(&self.attn_dense, &context, x)?)?;
+        let inter = kernels::linear_activation(&self.intermediate, &attn_out, act)?;
+        let out =
+            self.output_norm
+                .forward_owned(kernels::linear_residual(&self.output, &inter, &attn_out)?)?;
         Ok((out, probs))
     }
 }

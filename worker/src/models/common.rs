@@ -3,6 +3,8 @@
 use candle_core::{D, DType, Module, Result, Shape, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
+use super::kernels;
+
 /// Additive key mask `[batch, 1, 1, T]`: 0 for real tokens, `f32::MIN` for
 /// padding, as transformers builds it (`(1 - mask) * finfo(float32).min`).
 pub fn additive_key_mask(attention_mask: &Tensor) -> Result<Tensor> {
@@ -119,10 +121,25 @@ impl LayerNorm {
             eps,
         })
     }
-}
 
-impl Module for LayerNorm {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// A LayerNorm of the given weight, bias and epsilon (tests).
+    #[cfg(test)]
+    pub(crate) fn from_parts(weight: Tensor, bias: Tensor, eps: f64) -> Self {
+        Self { weight, bias, eps }
+    }
+
+    /// The normalisation in the buffer of `x` on the CPU: `x` must be a
+    /// tensor the caller has just computed and shares with nobody.
+    pub fn forward_owned(&self, x: Tensor) -> Result<Tensor> {
+        if kernels::layer_norm_fits(&x, &self.weight, &self.bias)? {
+            kernels::layer_norm_in_place(&x, &self.weight, &self.bias, self.eps)?;
+            return Ok(x);
+        }
+        self.forward_ops(&x)
+    }
+
+    /// The tensor-op formulation (every device; the CPU kernel's reference).
+    pub(crate) fn forward_ops(&self, x: &Tensor) -> Result<Tensor> {
         let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
         let centred = centred.broadcast_sub(&centred.mean_keepdim(D::Minus1)?)?;
         let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
@@ -131,6 +148,17 @@ impl Module for LayerNorm {
             .broadcast_mul(&rstd)?
             .broadcast_mul(&self.weight)?
             .broadcast_add(&self.bias)
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if kernels::layer_norm_fits(x, &self.weight, &self.bias)? {
+            let y = x.copy()?;
+            kernels::layer_norm_in_place(&y, &self.weight, &self.bias, self.eps)?;
+            return Ok(y);
+        }
+        self.forward_ops(x)
     }
 }
 

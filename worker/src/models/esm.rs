@@ -5,9 +5,8 @@
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder};
 
-use super::common::{
-    Activation, LayerNorm, additive_key_mask, linear, merge_heads, softmax_last_dim, split_heads,
-};
+use super::common::{Activation, LayerNorm, additive_key_mask, linear, merge_heads, split_heads};
+use super::kernels;
 use super::{AttentionModel, AttentionSink, ModelInput, ModelOutput};
 
 /// Fraction of tokens masked in every ESM training run (15 % selected × 80 % `<mask>`).
@@ -313,8 +312,8 @@ impl EsmLayer {
         attention_only: bool,
     ) -> Result<(Tensor, Option<Tensor>)> {
         let xn = self.attn_ln.forward(x)?;
-        let q = split_heads(&self.query.forward(&xn)?, n_heads)?;
-        let k = split_heads(&self.key.forward(&xn)?, n_heads)?;
+        let q = split_heads(&kernels::linear(&self.query, &xn)?, n_heads)?;
+        let k = split_heads(&kernels::linear(&self.key, &xn)?, n_heads)?;
         let q = super::kernels::scale(&q, (head_dim as f64).powf(-0.5))?;
         let (q, k) = match &self.inv_freq {
             Some(inv_freq) => {
@@ -329,18 +328,16 @@ impl EsmLayer {
             }
             None => (q, k),
         };
-        let scores = q
-            .matmul(&k.transpose(2, 3)?.contiguous()?)?
-            .broadcast_add(key_mask)?;
-        let probs = softmax_last_dim(&scores)?;
+        let scores = q.matmul(&k.transpose(2, 3)?.contiguous()?)?;
+        let probs = kernels::attention_probs(scores, key_mask, None)?;
         if attention_only {
             return Ok((probs, None));
         }
-        let v = split_heads(&self.value.forward(&xn)?, n_heads)?;
+        let v = split_heads(&kernels::linear(&self.value, &xn)?, n_heads)?;
         let ctx = merge_heads(&probs.matmul(&v)?)?;
-        let x = (self.attn_out.forward(&ctx)? + x)?;
-        let h = Activation::Gelu.apply(&self.intermediate.forward(&self.ffn_ln.forward(&x)?)?)?;
-        let x = (self.output.forward(&h)? + x)?;
+        let x = kernels::linear_residual(&self.attn_out, &ctx, x)?;
+        let h = kernels::linear_activation(&self.intermediate, &self.ffn_ln.forward(&x)?, Activation::Gelu)?;
+        let x = kernels::linear_residual(&self.output, &h, &x)?;
         Ok((probs, Some(x)))
     }
 }

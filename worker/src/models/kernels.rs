@@ -12,7 +12,7 @@
 //! 1 + erf(x/√2) of transformers and candle loses digits in the lower tail
 //! (tested against f64 below).
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, DType, InplaceOp2, InplaceOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Elements per parallel chunk.
@@ -93,11 +93,18 @@ fn gelu_chunk(src: &[f32], dst: &mut [f32]) {
 /// One softmax row: e^(x − max) / Σ, the sum over 8 interleaved partial sums.
 #[inline(always)]
 fn softmax_row(src: &[f32], dst: &mut [f32]) {
-    let max = src
+    dst.copy_from_slice(src);
+    softmax_in_place(dst);
+}
+
+/// [`softmax_row`] over a row in place.
+#[inline(always)]
+fn softmax_in_place(dst: &mut [f32]) {
+    let max = dst
         .iter()
         .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
-    for (d, s) in dst.iter_mut().zip(src) {
-        *d = exp_f32(*s - max);
+    for d in dst.iter_mut() {
+        *d = exp_f32(*d - max);
     }
     let mut lanes = [0f32; 8];
     let mut chunks = dst.chunks_exact(8);
@@ -119,6 +126,100 @@ fn softmax_row(src: &[f32], dst: &mut [f32]) {
 fn scale_chunk(src: &[f32], dst: &mut [f32], factor: f32) {
     for (d, s) in dst.iter_mut().zip(src) {
         *d = *s * factor;
+    }
+}
+
+/// Rows of `n` plus the bias, in place: `x + b` rounded once, as candle's add.
+#[inline(always)]
+fn bias_rows(x: &mut [f32], bias: &[f32]) {
+    for row in x.chunks_mut(bias.len()) {
+        for (v, b) in row.iter_mut().zip(bias) {
+            *v += *b;
+        }
+    }
+}
+
+/// `(x + b) + r` in place, each sum rounded as candle's two adds.
+#[inline(always)]
+fn bias_residual_rows(x: &mut [f32], bias: &[f32], residual: &[f32]) {
+    for (row, res) in x.chunks_mut(bias.len()).zip(residual.chunks(bias.len())) {
+        for ((v, b), r) in row.iter_mut().zip(bias).zip(res) {
+            *v = (*v + *b) + *r;
+        }
+    }
+}
+
+/// `GELU(x + b)` in place.
+#[inline(always)]
+fn bias_gelu_rows(x: &mut [f32], bias: &[f32]) {
+    for row in x.chunks_mut(bias.len()) {
+        for (v, b) in row.iter_mut().zip(bias) {
+            *v = gelu_f32(*v + *b);
+        }
+    }
+}
+
+/// Softmax of `x·scale + mask` over rows of `mask.len()`, in place: the
+/// arithmetic of [`scale_chunk`], candle's add and [`softmax_row`] in turn.
+#[inline(always)]
+fn masked_softmax_rows(x: &mut [f32], mask: &[f32], scale: f32, scaled: bool) {
+    for row in x.chunks_mut(mask.len()) {
+        if scaled {
+            for (v, m) in row.iter_mut().zip(mask) {
+                *v = *v * scale + *m;
+            }
+        } else {
+            for (v, m) in row.iter_mut().zip(mask) {
+                *v += *m;
+            }
+        }
+        softmax_in_place(row);
+    }
+}
+
+/// Σ of a row over 8 interleaved partial sums.
+#[inline(always)]
+fn lane_sum(row: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        for (l, v) in lanes.iter_mut().zip(c) {
+            *l += v;
+        }
+    }
+    let mut sum = lanes.iter().sum::<f32>();
+    for v in chunks.remainder() {
+        sum += v;
+    }
+    sum
+}
+
+/// LayerNorm of rows of `weight.len()` in place, as `common::LayerNorm`
+/// states it: centred twice (so the mean's rounding does not leak into the
+/// variance), the variance of the centred values, then `· rstd · w + b`.
+#[inline(always)]
+fn layer_norm_rows(x: &mut [f32], weight: &[f32], bias: &[f32], eps: f32) {
+    let n = weight.len();
+    for row in x.chunks_mut(n) {
+        let mean = lane_sum(row) / n as f32;
+        row.iter_mut().for_each(|v| *v -= mean);
+        let mean = lane_sum(row) / n as f32;
+        row.iter_mut().for_each(|v| *v -= mean);
+        let mut lanes = [0f32; 8];
+        let mut chunks = row.chunks_exact(8);
+        for c in &mut chunks {
+            for (l, v) in lanes.iter_mut().zip(c) {
+                *l += v * v;
+            }
+        }
+        let mut sq = lanes.iter().sum::<f32>();
+        for v in chunks.remainder() {
+            sq += v * v;
+        }
+        let rstd = 1.0 / (sq / n as f32 + eps).sqrt();
+        for ((v, w), b) in row.iter_mut().zip(weight).zip(bias) {
+            *v = *v * rstd * *w + *b;
+        }
     }
 }
 
@@ -155,6 +256,31 @@ mod softmax_dispatch {
 mod scale_dispatch {
     use super::scale_chunk;
     dispatch!(scale_avx2, scale_chunk, (src: &[f32], dst: &mut [f32], factor: f32));
+}
+
+mod bias_dispatch {
+    use super::bias_rows;
+    dispatch!(bias_avx2, bias_rows, (x: &mut [f32], bias: &[f32]));
+}
+
+mod bias_residual_dispatch {
+    use super::bias_residual_rows;
+    dispatch!(bias_residual_avx2, bias_residual_rows, (x: &mut [f32], bias: &[f32], residual: &[f32]));
+}
+
+mod bias_gelu_dispatch {
+    use super::bias_gelu_rows;
+    dispatch!(bias_gelu_avx2, bias_gelu_rows, (x: &mut [f32], bias: &[f32]));
+}
+
+mod masked_softmax_dispatch {
+    use super::masked_softmax_rows;
+    dispatch!(masked_softmax_avx2, masked_softmax_rows, (x: &mut [f32], mask: &[f32], scale: f32, scaled: bool));
+}
+
+mod layer_norm_dispatch {
+    use super::layer_norm_rows;
+    dispatch!(layer_norm_avx2, layer_norm_rows, (x: &mut [f32], weight: &[f32], bias: &[f32], eps: f32));
 }
 
 fn contiguous<'a, T>(v: &'a [T], layout: &Layout, what: &str) -> Result<&'a [T]> {
@@ -270,6 +396,257 @@ pub fn scale(x: &Tensor, factor: f64) -> Result<Tensor> {
     }
 }
 
+/// The contiguous f32 slice a tensor's layout covers, writable.
+fn contiguous_mut<'a>(storage: &'a mut CpuStorage, layout: &Layout, what: &str) -> Result<&'a mut [f32]> {
+    let CpuStorage::F32(v) = storage else {
+        candle_core::bail!("{what}: only f32 runs on this kernel");
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&mut v[start..end]),
+        None => candle_core::bail!("{what}: input must be contiguous"),
+    }
+}
+
+fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = storage else {
+        candle_core::bail!("{what}: only f32 runs on this kernel");
+    };
+    contiguous(v, layout, what)
+}
+
+/// Rows per parallel task for rows of `n` elements.
+fn rows_per_task(n: usize) -> usize {
+    (CHUNK / n.max(1)).max(1) * n.max(1)
+}
+
+/// The bias epilogue of a linear layer, in place: `+ b`, `(+ b) + residual` or `GELU(+ b)`.
+enum BiasEpilogue {
+    Add,
+    Residual,
+    Gelu,
+}
+
+impl InplaceOp2 for BiasEpilogue {
+    fn name(&self) -> &'static str {
+        "headscan-bias-epilogue"
+    }
+
+    fn cpu_fwd(&self, dst: &mut CpuStorage, dst_l: &Layout, b: &CpuStorage, b_l: &Layout) -> Result<()> {
+        let x = contiguous_mut(dst, dst_l, "bias")?;
+        let bias = f32_slice(b, b_l, "bias")?;
+        let chunk = rows_per_task(bias.len());
+        match self {
+            BiasEpilogue::Add => x.par_chunks_mut(chunk).for_each(|x| bias_dispatch::run(x, bias)),
+            BiasEpilogue::Gelu => x
+                .par_chunks_mut(chunk)
+                .for_each(|x| bias_gelu_dispatch::run(x, bias)),
+            BiasEpilogue::Residual => candle_core::bail!("bias: the residual epilogue takes two operands"),
+        }
+        Ok(())
+    }
+}
+
+impl InplaceOp3 for BiasEpilogue {
+    fn name(&self) -> &'static str {
+        "headscan-bias-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        dst: &mut CpuStorage,
+        dst_l: &Layout,
+        b: &CpuStorage,
+        b_l: &Layout,
+        r: &CpuStorage,
+        r_l: &Layout,
+    ) -> Result<()> {
+        let x = contiguous_mut(dst, dst_l, "bias")?;
+        let bias = f32_slice(b, b_l, "bias")?;
+        let residual = f32_slice(r, r_l, "residual")?;
+        if residual.len() != x.len() {
+            candle_core::bail!("residual: {} elements for {}", residual.len(), x.len());
+        }
+        let chunk = rows_per_task(bias.len());
+        x.par_chunks_mut(chunk)
+            .zip(residual.par_chunks(chunk))
+            .for_each(|(x, r)| bias_residual_dispatch::run(x, bias, r));
+        Ok(())
+    }
+}
+
+/// Softmax of `scores·scale + mask` in place, the mask one row per batch item.
+struct MaskedSoftmax {
+    scale: Option<f32>,
+    rows_per_item: usize,
+    keys: usize,
+}
+
+impl InplaceOp2 for MaskedSoftmax {
+    fn name(&self) -> &'static str {
+        "headscan-masked-softmax"
+    }
+
+    fn cpu_fwd(&self, dst: &mut CpuStorage, dst_l: &Layout, m: &CpuStorage, m_l: &Layout) -> Result<()> {
+        let x = contiguous_mut(dst, dst_l, "masked softmax")?;
+        let mask = f32_slice(m, m_l, "attention mask")?;
+        let (rows, n) = (self.rows_per_item, self.keys);
+        if n == 0 || mask.len() % n != 0 || x.len() != mask.len() / n * rows * n {
+            candle_core::bail!("masked softmax: mask of {} for {} scores", mask.len(), x.len());
+        }
+        let (scale, scaled) = (self.scale.unwrap_or(1.0), self.scale.is_some());
+        x.par_chunks_mut(rows * n).enumerate().for_each(|(i, item)| {
+            let mask = &mask[i * n..(i + 1) * n];
+            item.par_chunks_mut(rows_per_task(n))
+                .for_each(|rows| masked_softmax_dispatch::run(rows, mask, scale, scaled));
+        });
+        Ok(())
+    }
+}
+
+/// LayerNorm over the last dimension, in place.
+struct LayerNormInPlace(f32);
+
+impl InplaceOp3 for LayerNormInPlace {
+    fn name(&self) -> &'static str {
+        "headscan-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        dst: &mut CpuStorage,
+        dst_l: &Layout,
+        w: &CpuStorage,
+        w_l: &Layout,
+        b: &CpuStorage,
+        b_l: &Layout,
+    ) -> Result<()> {
+        let x = contiguous_mut(dst, dst_l, "layer norm")?;
+        let (weight, bias) = (
+            f32_slice(w, w_l, "layer norm weight")?,
+            f32_slice(b, b_l, "layer norm bias")?,
+        );
+        if weight.is_empty() || weight.len() != bias.len() || x.len() % weight.len() != 0 {
+            candle_core::bail!(
+                "layer norm: weight {} and bias {} for rows of {}",
+                weight.len(),
+                bias.len(),
+                x.len()
+            );
+        }
+        x.par_chunks_mut(rows_per_task(weight.len()))
+            .for_each(|x| layer_norm_dispatch::run(x, weight, bias, self.0));
+        Ok(())
+    }
+}
+
+/// Whether [`layer_norm_in_place`] runs on `x` (f32 on the CPU, contiguous, rows of the weight's size).
+pub fn layer_norm_fits(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<bool> {
+    Ok(in_place_ok(x, &[weight, bias])
+        && x.rank() > 0
+        && x.dim(candle_core::D::Minus1)? == weight.elem_count()
+        && bias.elem_count() == weight.elem_count())
+}
+
+/// LayerNorm over the last dimension in the buffer of `x`, one pass per row
+/// (see [`layer_norm_fits`]); `x` must be a tensor the caller owns alone.
+pub fn layer_norm_in_place(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<()> {
+    x.inplace_op3(weight, bias, &LayerNormInPlace(eps as f32))
+}
+
+/// Whether `y` and each operand can take an in-place epilogue: f32 on the CPU, contiguous.
+fn in_place_ok(y: &Tensor, operands: &[&Tensor]) -> bool {
+    on_cpu(y, &[DType::F32])
+        && y.is_contiguous()
+        && operands
+            .iter()
+            .all(|t| on_cpu(t, &[DType::F32]) && t.is_contiguous())
+}
+
+/// `x·Wᵀ` of a linear layer, exactly as candle's `Linear` computes it.
+fn project(layer: &candle_nn::Linear, x: &Tensor) -> Result<Tensor> {
+    use candle_core::Module;
+    candle_nn::Linear::new(layer.weight().clone(), None).forward(x)
+}
+
+/// A linear layer, its bias added in place on the CPU (the bits of candle's `Linear`).
+pub fn linear(layer: &candle_nn::Linear, x: &Tensor) -> Result<Tensor> {
+    let y = project(layer, x)?;
+    match layer.bias() {
+        None => Ok(y),
+        Some(b) if in_place_ok(&y, &[b]) && y.dim(candle_core::D::Minus1)? == b.elem_count() => {
+            y.inplace_op2(b, &BiasEpilogue::Add)?;
+            Ok(y)
+        }
+        Some(b) => y.broadcast_add(b),
+    }
+}
+
+/// `linear(x) + residual` with one pass over the output on the CPU (same bits as the two adds).
+pub fn linear_residual(layer: &candle_nn::Linear, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+    let y = project(layer, x)?;
+    match layer.bias() {
+        Some(b)
+            if in_place_ok(&y, &[b, residual])
+                && y.dim(candle_core::D::Minus1)? == b.elem_count()
+                && residual.shape() == y.shape() =>
+        {
+            y.inplace_op3(b, residual, &BiasEpilogue::Residual)?;
+            Ok(y)
+        }
+        Some(b) => y.broadcast_add(b)? + residual,
+        None => y + residual,
+    }
+}
+
+/// `act(linear(x))`, exact GELU fused into the bias pass on the CPU.
+pub fn linear_activation(
+    layer: &candle_nn::Linear,
+    x: &Tensor,
+    act: super::common::Activation,
+) -> Result<Tensor> {
+    if act == super::common::Activation::Gelu {
+        let y = project(layer, x)?;
+        if let Some(b) = layer.bias()
+            && in_place_ok(&y, &[b])
+            && y.dim(candle_core::D::Minus1)? == b.elem_count()
+        {
+            y.inplace_op2(b, &BiasEpilogue::Gelu)?;
+            return Ok(y);
+        }
+        let y = match layer.bias() {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        return act.apply(&y);
+    }
+    act.apply(&linear(layer, x)?)
+}
+
+/// Attention probabilities from raw scores `[batch, heads, T, T]`:
+/// softmax(scores·scale + mask) with the additive key mask `[batch, 1, 1, T]`,
+/// computed in the scores' own buffer on the CPU (one pass, same bits as
+/// [`scale`], candle's broadcast add and [`softmax_last_dim`] in turn).
+/// `scores` must be a tensor the caller has just computed and shares with nobody.
+pub fn attention_probs(scores: Tensor, mask: &Tensor, scale_by: Option<f64>) -> Result<Tensor> {
+    let (b, h, tq, tk) = scores.dims4()?;
+    if in_place_ok(&scores, &[mask]) && mask.dims() == [b, 1, 1, tk] {
+        scores.inplace_op2(
+            mask,
+            &MaskedSoftmax {
+                scale: scale_by.map(|s| s as f32),
+                rows_per_item: h * tq,
+                keys: tk,
+            },
+        )?;
+        return Ok(scores);
+    }
+    let scores = match scale_by {
+        Some(s) => scale(&scores, s)?,
+        None => scores,
+    };
+    softmax_last_dim(&scores.broadcast_add(mask)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,6 +712,133 @@ mod tests {
             let x = i as f32 * 0.01;
             let rel = (f64::from(exp_f32(x)) - f64::from(x).exp()).abs() / f64::from(x).exp();
             assert!(rel < 3e-7, "exp({x}): {rel:e}");
+        }
+    }
+
+    /// Deterministic pseudo-random values in [-2, 2).
+    fn noise(n: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+            })
+            .collect()
+    }
+
+    fn tensor(n: &[usize], seed: u64) -> Tensor {
+        let len = n.iter().product();
+        Tensor::from_vec(noise(len, seed), n, &candle_core::Device::Cpu).unwrap()
+    }
+
+    fn bits(t: &Tensor) -> Vec<u32> {
+        t.flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect()
+    }
+
+    #[test]
+    fn in_place_epilogues_give_the_bits_of_the_tensor_ops() {
+        use candle_core::Module;
+        // 70 output features: rows that are not a multiple of the 8 lanes.
+        let layer = candle_nn::Linear::new(tensor(&[70, 33], 1), Some(tensor(&[70], 2)));
+        let x = tensor(&[3, 9, 33], 3);
+        let reference = layer.forward(&x).unwrap();
+        assert_eq!(bits(&linear(&layer, &x).unwrap()), bits(&reference));
+        let residual = tensor(&[3, 9, 70], 4);
+        assert_eq!(
+            bits(&linear_residual(&layer, &x, &residual).unwrap()),
+            bits(&(&reference + &residual).unwrap())
+        );
+        let gelu = linear_activation(&layer, &x, super::super::common::Activation::Gelu).unwrap();
+        assert_eq!(bits(&gelu), bits(&gelu_erf(&reference).unwrap()));
+        // Scores [batch 3, heads 2, 9, 9] with the last keys of two items masked.
+        let scores = tensor(&[3, 2, 9, 9], 5);
+        let mut keep = vec![1f32; 27];
+        keep[7] = 0.0;
+        keep[8] = 0.0;
+        keep[26] = 0.0;
+        let mask = Tensor::from_vec(keep, (3, 9), &candle_core::Device::Cpu).unwrap();
+        for value in [f32::MIN, -10_000.0] {
+            let additive = mask
+                .affine(-1.0, 1.0)
+                .unwrap()
+                .affine(f64::from(value), 0.0)
+                .unwrap()
+                .reshape((3, 1, 1, 9))
+                .unwrap();
+            for factor in [Some(0.125), None] {
+                let expected = match factor {
+                    Some(f) => {
+                        softmax_last_dim(&scale(&scores, f).unwrap().broadcast_add(&additive).unwrap())
+                            .unwrap()
+                    }
+                    None => softmax_last_dim(&scores.broadcast_add(&additive).unwrap()).unwrap(),
+                };
+                let ours = attention_probs(scores.copy().unwrap(), &additive, factor).unwrap();
+                assert_eq!(bits(&ours), bits(&expected), "mask {value}, scale {factor:?}");
+            }
+        }
+        // Elsewhere (f64) the tensor ops run and agree.
+        let layer64 = candle_nn::Linear::new(
+            layer.weight().to_dtype(DType::F64).unwrap(),
+            layer.bias().map(|b| b.to_dtype(DType::F64).unwrap()),
+        );
+        let x64 = x.to_dtype(DType::F64).unwrap();
+        let diff = (linear(&layer64, &x64).unwrap() - layer64.forward(&x64).unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert_eq!(diff, 0.0);
+    }
+
+    #[test]
+    fn layer_norm_kernel_matches_the_tensor_ops_and_f64() {
+        use candle_core::Module;
+        // Rows of 1024 (the vectorised path) and 37 (a remainder), with a large offset
+        // whose rounding the double centring keeps out of the variance.
+        for dim in [1024usize, 37] {
+            let norm =
+                super::super::common::LayerNorm::from_parts(tensor(&[dim], 6), tensor(&[dim], 7), 1e-12);
+            let x = (tensor(&[2, 5, dim], 8) + 300.0).unwrap();
+            let ours = norm.forward(&x).unwrap();
+            let owned = norm.forward_owned(x.copy().unwrap()).unwrap();
+            assert_eq!(bits(&ours), bits(&owned));
+            let ops = norm.forward_ops(&x).unwrap();
+            let f64_norm = super::super::common::LayerNorm::from_parts(
+                tensor(&[dim], 6).to_dtype(DType::F64).unwrap(),
+                tensor(&[dim], 7).to_dtype(DType::F64).unwrap(),
+                1e-12,
+            );
+            let exact = f64_norm.forward_ops(&x.to_dtype(DType::F64).unwrap()).unwrap();
+            let (ours, ops, exact) = (
+                ours.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                ops.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                exact.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
+            );
+            let worst = |v: &[f32]| {
+                v.iter()
+                    .zip(&exact)
+                    .map(|(a, e)| (f64::from(*a) - e).abs())
+                    .fold(0f64, f64::max)
+            };
+            assert!(worst(&ours) < 1e-5, "kernel vs f64: {:e}", worst(&ours));
+            assert!(
+                worst(&ours) <= 2.0 * worst(&ops).max(1e-6),
+                "kernel {:e} vs ops {:e}",
+                worst(&ours),
+                worst(&ops)
+            );
         }
     }
 }
