@@ -171,6 +171,58 @@ impl SimpleBackend for CheckpointNames {
     }
 }
 
+/// Memory-mapped safetensors whose f32 tensors are copied out by all cores:
+/// the copy faults in fresh pages, which on a VM costs more than the copy
+/// itself (BENCHMARKS.md). Same values as
+/// candle's loader (a little-endian f32 read is the stored bits).
+struct ParallelSafetensors(candle_core::safetensors::MmapedSafetensors);
+
+/// Tensors below this many bytes are copied on one thread.
+const PARALLEL_COPY_MIN: usize = 1 << 20;
+
+impl SimpleBackend for ParallelSafetensors {
+    fn get(&self, s: Shape, name: &str, h: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        let view = self.0.get(name)?;
+        let stored = DType::try_from(view.dtype()).ok();
+        if !(dev.is_cpu()
+            && dtype == DType::F32
+            && stored == Some(DType::F32)
+            && view.data().len() >= PARALLEL_COPY_MIN)
+        {
+            return SimpleBackend::get(&self.0, s, name, h, dtype, dev);
+        }
+        let shape = Shape::from(view.shape());
+        if shape != s {
+            return Err(candle_core::Error::UnexpectedShape {
+                msg: format!("shape mismatch for {name}"),
+                expected: s,
+                got: shape,
+            });
+        }
+        use rayon::prelude::*;
+        const CHUNK: usize = 1 << 16;
+        let bytes = view.data();
+        let mut values = vec![0f32; bytes.len() / 4];
+        values
+            .par_chunks_mut(CHUNK)
+            .zip(bytes.par_chunks(4 * CHUNK))
+            .for_each(|(dst, src)| {
+                for (d, b) in dst.iter_mut().zip(src.chunks_exact(4)) {
+                    *d = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                }
+            });
+        Tensor::from_vec(values, shape, dev)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        SimpleBackend::get_unchecked(&self.0, name, dtype, dev)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        SimpleBackend::contains_tensor(&self.0, name)
+    }
+}
+
 /// Opens the weights of a model directory (float32), choosing the format
 /// (safetensors first) unless one is forced. Tensors are looked up by their
 /// base-model names ([`canonical_name`] with `base_prefix`, e.g. `"bert"`).
@@ -203,7 +255,7 @@ pub fn open_weights(
                     }
                 })?;
             let names = tensors.tensors().into_iter().map(|(name, _)| name).collect();
-            (Box::new(tensors), names)
+            (Box::new(ParallelSafetensors(tensors)), names)
         }
         WeightFormat::PyTorch => {
             let tensors =

@@ -113,3 +113,40 @@ fn sharded_safetensors_load_like_one_file() {
         assert_eq!(d, 0.0);
     }
 }
+
+#[test]
+fn large_f32_tensors_load_in_parallel_with_the_stored_bits() {
+    // Over the 1 MiB parallel-copy threshold, with values that exercise every
+    // byte (negative, subnormal, NaN payload kept as stored).
+    let tmp = tempfile::tempdir().unwrap();
+    let mut values: Vec<f32> = (0..600 * 700)
+        .map(|i| ((i as f32) * 0.618_034).sin() * 1e3)
+        .collect();
+    values[1] = f32::from_bits(1);
+    values[2] = -0.0;
+    values[3] = f32::from_bits(0x7fc0_1234);
+    let big = Tensor::from_vec(values.clone(), (600, 700), &Device::Cpu).unwrap();
+    let small = Tensor::new(&[1f32, 2.0, 3.0], &Device::Cpu).unwrap();
+    let tensors = HashMap::from([("big.weight".to_string(), big), ("small.bias".to_string(), small)]);
+    candle_core::safetensors::save(&tensors, tmp.path().join("model.safetensors")).unwrap();
+    let vb = headscan_worker::weights::open_weights(tmp.path(), &Device::Cpu, None, "").unwrap();
+    let loaded = vb.get((600, 700), "big.weight").unwrap();
+    let bits: Vec<u32> = loaded
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
+    assert_eq!(bits, values.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    assert_eq!(
+        vb.get(3, "small.bias").unwrap().to_vec1::<f32>().unwrap(),
+        vec![1.0, 2.0, 3.0]
+    );
+    let err = vb
+        .get((700, 600), "big.weight")
+        .expect_err("wrong shape must fail")
+        .to_string();
+    assert!(err.contains("big.weight") && err.contains("700"), "{err}");
+}

@@ -180,7 +180,7 @@ pub(crate) fn attend(
         split_heads(v, heads)?,
     );
     let head_dim = q.dim(D::Minus1)?;
-    let scores = q.matmul(&k.t()?.contiguous()?)?;
+    let scores = q.matmul(&k.t()?)?;
     let probs = kernels::attention_probs(scores, mask, Some(1.0 / (head_dim as f64).sqrt()))?;
     let context = merge_heads(&probs.matmul(&v)?)?;
     Ok((probs, context))

@@ -328,7 +328,7 @@ impl EsmLayer {
             }
             None => (q, k),
         };
-        let scores = q.matmul(&k.transpose(2, 3)?.contiguous()?)?;
+        let scores = q.matmul(&k.transpose(2, 3)?)?;
         let probs = kernels::attention_probs(scores, key_mask, None)?;
         if attention_only {
             return Ok((probs, None));
