@@ -156,7 +156,7 @@ pub async fn task(args: TaskArgs) -> anyhow::Result<()> {
     }
     let device = headscan_worker::attention::parse_device(&args.device)?;
     let model = ModelCache::default()
-        .get(&spec.model, &device, &WorkerMetrics::default())
+        .get(&spec.model, &spec.precision, &device, &WorkerMetrics::default())
         .await
         .map_err(anyhow::Error::msg)?;
     let bytes = dataset

@@ -71,7 +71,7 @@ pub async fn run(mut cfg: RunConfig, progress_bar: bool) -> anyhow::Result<()> {
     let models = Arc::new(ModelCache::default());
     let worker_metrics = Arc::new(WorkerMetrics::default());
     models
-        .get(&model_url, &device, &worker_metrics)
+        .get(&model_url, &cfg.precision, &device, &worker_metrics)
         .await
         .map_err(anyhow::Error::msg)?;
 
@@ -194,6 +194,10 @@ pub struct RunArgs {
     /// cpu or cuda:N.
     #[arg(long)]
     pub device: Option<String>,
+    /// Floating-point type of the model: f32 (config default) or bf16 (GPU speed; BERT, TAPE,
+    /// ALBERT and ESM models; counts within BENCHMARKS.md's tolerance of f32's).
+    #[arg(long, value_parser = ["f32", "bf16"])]
+    pub precision: Option<String>,
     /// Sequences per forward pass.
     #[arg(long)]
     pub batch_size: Option<usize>,
@@ -223,6 +227,7 @@ impl RunArgs {
             sample,
             workers,
             device,
+            precision,
             batch_size,
             features,
             visualize

@@ -77,6 +77,10 @@ pub struct RunConfig {
     pub workers: usize,
     /// cpu or cuda:N.
     pub device: String,
+    /// Floating-point type the model computes in: f32 (equal to transformers
+    /// to 1e-5) or bf16 (BERT, TAPE, ALBERT and ESM models; counts within the
+    /// tolerance BENCHMARKS.md documents). Attention is counted in f32 either way.
+    pub precision: String,
     /// Sequences per forward pass.
     pub batch_size: usize,
     /// Heads listed per feature in the summary.
@@ -108,6 +112,7 @@ impl Default for RunConfig {
             out: None,
             workers: 1,
             device: "cpu".into(),
+            precision: "f32".into(),
             batch_size: 8,
             top_k: 10,
             contact: ContactConfig::default(),
@@ -163,6 +168,12 @@ impl RunConfig {
                 "`limit` ({}) and `sample` ({}) cannot be combined: `limit` takes the first N \
                  sequences, `sample` N at random; set one of them (config key or --limit / --sample)",
                 self.limit, self.sample
+            )));
+        }
+        if !matches!(self.precision.as_str(), "f32" | "bf16") {
+            return Err(ConfigError::Invalid(format!(
+                "`precision` is `{}`: expected f32 or bf16",
+                self.precision
             )));
         }
         if self.workers == 0 || self.batch_size == 0 {

@@ -34,6 +34,7 @@ pub fn spec_from_config(cfg: &RunConfig, name: &str, allow_partial: bool) -> Res
         model_digest: String::new(),
         dataset_content_hash: String::new(),
         probe: None,
+        precision: cfg.precision.clone(),
     })
 }
 
@@ -57,6 +58,10 @@ pub fn config_from_spec(spec: &JobSpec) -> Result<RunConfig, ConfigError> {
     cfg.seed = spec.seed;
     cfg.limit = spec.limit;
     cfg.batch_size = (spec.batch_size as usize).max(1);
+    cfg.precision = match spec.precision.as_str() {
+        "" => "f32".into(),
+        p => p.into(),
+    };
     cfg.contact.distance = spec.contact_distance as f32;
     cfg.contact.min_separation = spec.contact_min_separation as usize;
     Ok(cfg)

@@ -205,6 +205,8 @@ pub struct ModelCache {
 pub struct CachedModel {
     /// The model URL it was loaded from.
     pub url: String,
+    /// The precision it computes in.
+    pub precision: crate::models::Precision,
     /// The model.
     pub model: Arc<LoadedModel>,
     /// Digest of every file that defines it ([`crate::digest::model_digest`]).
@@ -214,15 +216,18 @@ pub struct CachedModel {
 }
 
 impl ModelCache {
-    /// The model at `url`, loading it (once) when it is not the cached one.
+    /// The model at `url` computing in `precision` (a job's `precision`:
+    /// `""`, `f32` or `bf16`), loading it (once) when it is not the cached one.
     pub async fn get(
         &self,
         url: &str,
+        precision: &str,
         device: &Device,
         metrics: &WorkerMetrics,
     ) -> Result<CachedModel, String> {
+        let precision = crate::models::Precision::parse(precision)?;
         let mut slot = self.slot.lock().await;
-        if let Some(m) = slot.as_ref().filter(|m| m.url == url) {
+        if let Some(m) = slot.as_ref().filter(|m| m.url == url && m.precision == precision) {
             return Ok(m.clone());
         }
         *slot = None; // free the old model before loading the next
@@ -239,16 +244,17 @@ impl ModelCache {
             );
             let digest = crate::digest::model_digest(&dir)
                 .map_err(|e| format!("cannot digest model {}: {e}", dir.display()))?;
-            crate::models::load_model(&dir, &device)
+            crate::models::load_model_in(&dir, &device, None, precision)
                 .map(|m| (m, digest, config_digest))
                 .map_err(|e| format!("cannot load model {}: {e}", dir.display()))
         })
         .await
         .map_err(|e| e.to_string())??;
-        tracing::info!(model = url, family = ?model.family, "model loaded");
+        tracing::info!(model = url, family = ?model.family, %precision, "model loaded");
         metrics.model_loads.fetch_add(1, Ordering::Relaxed);
         let cached = CachedModel {
             url: url.to_string(),
+            precision,
             model: Arc::new(model),
             digest,
             config_digest,
@@ -470,7 +476,10 @@ async fn run_task_inner(p: Pending, opts: &PullOptions, models: &ModelCache, dev
         Ok(Err(e)) => return Outcome::Failed(format!("cannot read shard {url}: {e}")),
         Err(e) => return Outcome::Failed(format!("reading shard {url} failed: {e}")),
     };
-    let model = match models.get(&spec.model, device, &opts.metrics).await {
+    let model = match models
+        .get(&spec.model, &spec.precision, device, &opts.metrics)
+        .await
+    {
         Ok(m) => m,
         Err(e) => return Outcome::Failed(e),
     };

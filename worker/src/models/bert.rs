@@ -182,7 +182,7 @@ pub(crate) fn attend(
     let head_dim = q.dim(D::Minus1)?;
     let scores = q.matmul(&k.t()?)?;
     let probs = kernels::attention_probs(scores, mask, Some(1.0 / (head_dim as f64).sqrt()))?;
-    let context = merge_heads(&probs.matmul(&v)?)?;
+    let context = merge_heads(&probs.to_dtype(v.dtype())?.matmul(&v)?)?;
     Ok((probs, context))
 }
 

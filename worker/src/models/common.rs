@@ -131,6 +131,9 @@ impl LayerNorm {
     /// The normalisation in the buffer of `x` on the CPU: `x` must be a
     /// tensor the caller has just computed and shares with nobody.
     pub fn forward_owned(&self, x: Tensor) -> Result<Tensor> {
+        if x.dtype() != DType::F32 && x.dtype() != DType::F64 {
+            return self.forward(&x);
+        }
         if kernels::layer_norm_fits(&x, &self.weight, &self.bias)? {
             kernels::layer_norm_in_place(&x, &self.weight, &self.bias, self.eps)?;
             return Ok(x);
@@ -153,6 +156,16 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.dtype() == DType::BF16 || x.dtype() == DType::F16 {
+            // Half-precision models normalise in f32 and round the result, as
+            // PyTorch does: a mean of 1024 values summed in bf16 loses most digits.
+            let wide = Self {
+                weight: self.weight.to_dtype(DType::F32)?,
+                bias: self.bias.to_dtype(DType::F32)?,
+                eps: self.eps,
+            };
+            return wide.forward_owned(x.to_dtype(DType::F32)?)?.to_dtype(x.dtype());
+        }
         if kernels::layer_norm_fits(x, &self.weight, &self.bias)? {
             let y = x.copy()?;
             kernels::layer_norm_in_place(&y, &self.weight, &self.bias, self.eps)?;

@@ -147,6 +147,8 @@ pub struct EsmModel {
     n_heads: usize,
     head_dim: usize,
     device: Device,
+    /// The dtype it computes in (its weights').
+    dtype: DType,
 }
 
 impl EsmModel {
@@ -233,6 +235,7 @@ impl EsmModel {
             n_heads: heads,
             head_dim,
             device: vb.device().clone(),
+            dtype: vb.dtype(),
         })
     }
 
@@ -254,7 +257,7 @@ impl EsmModel {
                 .flatten()
                 .map(|&id| if is_mask(id) { 0.0 } else { 1.0 })
                 .collect();
-            let keep = Tensor::from_vec(keep, (b, t, 1), &self.device)?;
+            let keep = Tensor::from_vec(keep, (b, t, 1), &self.device)?.to_dtype(self.dtype)?;
             x = x.broadcast_mul(&keep)?;
             // 1 − (#<mask> / real length), in f32 as torch computes it.
             let denom: Vec<f32> = ids
@@ -266,7 +269,7 @@ impl EsmModel {
                     1.0 - n_mask / len
                 })
                 .collect();
-            let denom = Tensor::from_vec(denom, (b, 1, 1), &self.device)?;
+            let denom = Tensor::from_vec(denom, (b, 1, 1), &self.device)?.to_dtype(self.dtype)?;
             x = x.affine(1.0 - MASK_RATIO_TRAIN, 0.0)?.broadcast_div(&denom)?;
         }
         if let Some(pos) = &self.position_embeddings {
@@ -319,8 +322,12 @@ impl EsmLayer {
             Some(inv_freq) => {
                 let t = x.dim(1)?;
                 let pos = Tensor::arange(0u32, t as u32, x.device())?.to_dtype(DType::F32)?;
+                let inv_freq = inv_freq.to_dtype(DType::F32)?;
                 let freqs = pos.unsqueeze(1)?.broadcast_mul(&inv_freq.unsqueeze(0)?)?;
-                let (cos, sin) = (freqs.cos()?, freqs.sin()?);
+                let (cos, sin) = (
+                    freqs.cos()?.to_dtype(q.dtype())?,
+                    freqs.sin()?.to_dtype(q.dtype())?,
+                );
                 (
                     candle_nn::rotary_emb::rope(&q.contiguous()?, &cos, &sin)?,
                     candle_nn::rotary_emb::rope(&k, &cos, &sin)?,
@@ -334,7 +341,7 @@ impl EsmLayer {
             return Ok((probs, None));
         }
         let v = split_heads(&kernels::linear(&self.value, &xn)?, n_heads)?;
-        let ctx = merge_heads(&probs.matmul(&v)?)?;
+        let ctx = merge_heads(&probs.to_dtype(v.dtype())?.matmul(&v)?)?;
         let x = kernels::linear_residual(&self.attn_out, &ctx, x)?;
         let h = kernels::linear_activation(&self.intermediate, &self.ffn_ln.forward(&x)?, Activation::Gelu)?;
         let x = kernels::linear_residual(&self.output, &h, &x)?;
@@ -370,7 +377,7 @@ impl AttentionModel for EsmModel {
                 self.vocab_size
             );
         }
-        let mask_f = attention_mask.to_dtype(DType::F32)?;
+        let mask_f = attention_mask.to_dtype(self.dtype)?;
         let mut x = self.embed(&ids, &mask, &input_ids, &mask_f)?;
         let key_mask = additive_key_mask(&attention_mask)?;
         let mut layer_hidden = Vec::new();

@@ -624,14 +624,18 @@ pub fn linear_activation(
 
 /// Attention probabilities from raw scores `[batch, heads, T, T]`:
 /// softmax(scores·scale + mask) with the additive key mask `[batch, 1, 1, T]`,
-/// computed in the scores' own buffer on the CPU (one pass, same bits as
-/// [`scale`], candle's broadcast add and [`softmax_last_dim`] in turn).
-/// `scores` must be a tensor the caller has just computed and shares with nobody.
+/// always in f32 (scores of a bf16 model are widened first, so the softmax
+/// sums in f32 as PyTorch's does). On the CPU it is computed in the scores'
+/// own buffer (one pass, same bits as [`scale`], candle's broadcast add and
+/// [`softmax_last_dim`] in turn). `scores` must be a tensor the caller has
+/// just computed and shares with nobody.
 pub fn attention_probs(scores: Tensor, mask: &Tensor, scale_by: Option<f64>) -> Result<Tensor> {
     let (b, h, tq, tk) = scores.dims4()?;
-    if in_place_ok(&scores, &[mask]) && mask.dims() == [b, 1, 1, tk] {
+    let scores = scores.to_dtype(DType::F32)?;
+    let mask = mask.to_dtype(DType::F32)?;
+    if in_place_ok(&scores, &[&mask]) && mask.dims() == [b, 1, 1, tk] {
         scores.inplace_op2(
-            mask,
+            &mask,
             &MaskedSoftmax {
                 scale: scale_by.map(|s| s as f32),
                 rows_per_item: h * tq,
@@ -644,7 +648,7 @@ pub fn attention_probs(scores: Tensor, mask: &Tensor, scale_by: Option<f64>) -> 
         Some(s) => scale(&scores, s)?,
         None => scores,
     };
-    softmax_last_dim(&scores.broadcast_add(mask)?)
+    softmax_last_dim(&scores.broadcast_add(&mask)?)
 }
 
 #[cfg(test)]
@@ -840,5 +844,51 @@ mod tests {
                 worst(&ops)
             );
         }
+    }
+
+    #[test]
+    fn bf16_layer_norm_normalises_in_f32_and_rounds_once() {
+        use candle_core::Module;
+        // Rows of 1024 around 300: summed in bf16 the mean would lose most digits.
+        let norm = super::super::common::LayerNorm::from_parts(
+            tensor(&[1024], 9).to_dtype(DType::BF16).unwrap(),
+            tensor(&[1024], 10).to_dtype(DType::BF16).unwrap(),
+            1e-12,
+        );
+        let x = (tensor(&[4, 1024], 11) + 300.0)
+            .unwrap()
+            .to_dtype(DType::BF16)
+            .unwrap();
+        let half = norm.forward(&x).unwrap();
+        assert_eq!(half.dtype(), DType::BF16);
+        let wide = super::super::common::LayerNorm::from_parts(
+            tensor(&[1024], 9)
+                .to_dtype(DType::BF16)
+                .unwrap()
+                .to_dtype(DType::F32)
+                .unwrap(),
+            tensor(&[1024], 10)
+                .to_dtype(DType::BF16)
+                .unwrap()
+                .to_dtype(DType::F32)
+                .unwrap(),
+            1e-12,
+        );
+        let exact = wide.forward(&x.to_dtype(DType::F32).unwrap()).unwrap();
+        let rounded = exact.to_dtype(DType::BF16).unwrap();
+        assert_eq!(
+            bits(&half.to_dtype(DType::F32).unwrap()),
+            bits(&rounded.to_dtype(DType::F32).unwrap())
+        );
+        assert_eq!(
+            bits(
+                &norm
+                    .forward_owned(x.clone())
+                    .unwrap()
+                    .to_dtype(DType::F32)
+                    .unwrap()
+            ),
+            bits(&rounded.to_dtype(DType::F32).unwrap())
+        );
     }
 }

@@ -11,7 +11,7 @@ pub mod xlnet;
 
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use crate::tokenizer::{ProteinTokenizer, TokenizerError};
 use crate::weights::{WeightFormat, WeightsError, open_weights};
@@ -138,6 +138,16 @@ pub enum ModelError {
     /// Tokenizer files could not be read.
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
+    /// The family has no implementation at the asked precision.
+    #[error(
+        "precision {precision} is not implemented for {family:?} models (bf16 runs BERT, TAPE, ALBERT and ESM; use f32)"
+    )]
+    Precision {
+        /// The family.
+        family: Family,
+        /// The precision asked for.
+        precision: Precision,
+    },
     /// Building or running the network failed (a missing or mis-shaped tensor names itself here).
     #[error("{0}")]
     Candle(#[from] candle_core::Error),
@@ -192,6 +202,47 @@ pub fn detect_family(config: &serde_json::Value) -> Result<Family, ModelError> {
     Err(ModelError::UnknownFamily("<none>".into()))
 }
 
+/// The floating-point type a model computes in. Attention always reaches the
+/// analysis as f32; bf16 trades the last digits of each weight for the GPU's
+/// bf16 tensor-core rate (its counts are within the tolerance BENCHMARKS.md
+/// documents, not equal).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// IEEE single precision, equal to transformers to 1e-5 (the default).
+    #[default]
+    F32,
+    /// bfloat16 weights and activations.
+    Bf16,
+}
+
+impl Precision {
+    /// Parses a job's `precision` (`""` is f32).
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "" | "f32" => Ok(Precision::F32),
+            "bf16" => Ok(Precision::Bf16),
+            other => Err(format!("unknown precision `{other}` (expected f32 or bf16)")),
+        }
+    }
+
+    /// The candle dtype.
+    pub fn dtype(self) -> DType {
+        match self {
+            Precision::F32 => DType::F32,
+            Precision::Bf16 => DType::BF16,
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        })
+    }
+}
+
 /// Loads a model from a local Hugging Face-layout directory, choosing the
 /// weight file automatically (safetensors first).
 pub fn load_model(dir: &Path, device: &Device) -> Result<LoadedModel, ModelError> {
@@ -204,9 +255,22 @@ pub fn load_model_with(
     device: &Device,
     format: Option<WeightFormat>,
 ) -> Result<LoadedModel, ModelError> {
+    load_model_in(dir, device, format, Precision::F32)
+}
+
+/// Loads a model computing in `precision` (weights converted as loaded).
+pub fn load_model_in(
+    dir: &Path,
+    device: &Device,
+    format: Option<WeightFormat>,
+    precision: Precision,
+) -> Result<LoadedModel, ModelError> {
     let config = read_config(dir)?;
     let family = detect_family(&config)?;
-    let vb = open_weights(dir, device, format, family.base_model_prefix())?;
+    if precision != Precision::F32 && matches!(family, Family::XLNet | Family::T5) {
+        return Err(ModelError::Precision { family, precision });
+    }
+    let vb = open_weights(dir, device, format, family.base_model_prefix())?.set_dtype(precision.dtype());
     let tokenizer = ProteinTokenizer::load(dir, family)?;
     let parse = |e: serde_json::Error| ModelError::Config {
         path: dir.join("config.json").display().to_string(),
