@@ -56,12 +56,17 @@ pub fn sequence_attention(
 pub fn parse_device(spec: &str) -> Result<Device, ModelError> {
     match spec {
         "cpu" => Ok(Device::Cpu),
-        "cuda" => Ok(Device::new_cuda(0)?),
-        s => match s.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
+        s => match s
+            .strip_prefix("cuda")
+            .and_then(|n| if n.is_empty() { Some(0) } else { n.strip_prefix(':')?.parse::<usize>().ok() })
+        {
             Some(n) => Device::new_cuda(n).map_err(|e| {
-                ModelError::Candle(candle_core::Error::Msg(format!(
-                    "device {s}: {e} (CUDA needs a build with `--features cuda`)"
-                )))
+                let hint = if cfg!(feature = "cuda") {
+                    "is the NVIDIA driver installed and the GPU visible? LD_LIBRARY_PATH must reach the CUDA 13 libraries"
+                } else {
+                    "CUDA needs a build with `--features cuda`"
+                };
+                ModelError::Candle(candle_core::Error::Msg(format!("device {s}: {e} ({hint})")))
             }),
             None => Err(ModelError::Candle(candle_core::Error::Msg(format!(
                 "unknown device `{s}` (expected cpu or cuda:N)"

@@ -13,6 +13,7 @@ use candle_nn::{Linear, VarBuilder};
 
 use super::bert::{Embeddings, LayerNorm, attend, check_input, key_mask, linear};
 use super::common::Activation;
+use super::kernels;
 use super::{AttentionModel, AttentionSink, ModelInput, ModelOutput};
 
 fn default_one() -> usize {
@@ -104,16 +105,18 @@ impl Layer {
     /// Returns (new hidden states, attention probabilities).
     fn forward(&self, x: &Tensor, mask: &Tensor, heads: usize, act: Activation) -> Result<(Tensor, Tensor)> {
         let (q, k, v) = (
-            self.query.forward(x)?,
-            self.key.forward(x)?,
-            self.value.forward(x)?,
+            kernels::linear(&self.query, x)?,
+            kernels::linear(&self.key, x)?,
+            kernels::linear(&self.value, x)?,
         );
         let (probs, context) = attend(&q, &k, &v, mask, heads)?;
-        let attn_out = self.attn_norm.forward(&(x + self.dense.forward(&context)?)?)?;
-        let ffn = self
-            .ffn_output
-            .forward(&act.apply(&self.ffn.forward(&attn_out)?)?)?;
-        let out = self.full_norm.forward(&(ffn + &attn_out)?)?;
+        let attn_out = self
+            .attn_norm
+            .forward_owned(kernels::linear_residual(&self.dense, &context, x)?)?;
+        let ffn = kernels::linear_activation(&self.ffn, &attn_out, act)?;
+        let out =
+            self.full_norm
+                .forward_owned(kernels::linear_residual(&self.ffn_output, &ffn, &attn_out)?)?;
         Ok((out, probs))
     }
 }

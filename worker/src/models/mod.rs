@@ -149,7 +149,7 @@ pub enum ModelError {
         precision: Precision,
     },
     /// Building or running the network failed (a missing or mis-shaped tensor names itself here).
-    #[error("{0}")]
+    #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }
 
