@@ -36,17 +36,7 @@ torch.backends.cudnn.allow_tf32 = False
 
 def load(name: str, d: Path):
     if name == "tape_bert":
-        from transformers import BertConfig, BertModel
-        tc = json.loads((d / "config.json").read_text())
-        cfg = BertConfig(**{k: tc[k] for k in (
-            "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-            "intermediate_size", "hidden_act", "max_position_embeddings",
-            "type_vocab_size", "layer_norm_eps")})
-        cfg._attn_implementation = "eager"
-        m = BertModel(cfg).eval()
-        sd = load_file(str(d / "model.safetensors"))
-        m.load_state_dict({k[5:]: v for k, v in sd.items() if k.startswith("bert.")})
-        return m
+        return check_fixtures.tape_bert(d)
     cls = check_fixtures.FAMILIES[name][0]
     return cls.from_pretrained(d, use_safetensors=True, attn_implementation="eager").eval()
 

@@ -60,6 +60,22 @@ def run(model, name, ids, mask, tt):
         return model(**kw)
 
 
+def tape_bert(d: Path, fname: str = "model.safetensors") -> BertModel:
+    """The TAPE ProteinBert fixture as an HF BertModel: TAPE's config keys,
+    the weights of `fname` with their `bert.` prefix stripped."""
+    tc = json.loads((d / "config.json").read_text())
+    cfg = BertConfig(**{k: tc[k] for k in (
+        "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+        "intermediate_size", "hidden_act", "max_position_embeddings",
+        "type_vocab_size", "layer_norm_eps")})
+    cfg._attn_implementation = "eager"
+    sd = (load_file(str(d / fname)) if fname.endswith("safetensors")
+          else torch.load(d / fname, weights_only=True))
+    m = BertModel(cfg).eval()
+    m.load_state_dict({k[5:]: v for k, v in sd.items() if k.startswith("bert.")})
+    return m
+
+
 def main() -> int:
     bad = 0
     for name in ["bert", "tape_bert", "albert", "xlnet", "esm2", "esm1b", "t5"]:
@@ -68,18 +84,8 @@ def main() -> int:
         doc = json.loads((d / "cases.json").read_text())
         models = {}
         if name == "tape_bert":
-            tc = json.loads((d / "config.json").read_text())
-            cfg = BertConfig(**{k: tc[k] for k in (
-                "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                "intermediate_size", "hidden_act", "max_position_embeddings",
-                "type_vocab_size", "layer_norm_eps")})
-            cfg._attn_implementation = "eager"
             for fname in ("model.safetensors", "pytorch_model.bin"):
-                sd = (load_file(str(d / fname)) if fname.endswith("safetensors")
-                      else torch.load(d / fname, weights_only=True))
-                m = BertModel(cfg).eval()
-                m.load_state_dict({k[5:]: v for k, v in sd.items() if k.startswith("bert.")})
-                models[fname] = m
+                models[fname] = tape_bert(d, fname)
         else:
             cls, tok_cls, pre, _ = FAMILIES[name]
             for st in (True, False):

@@ -106,17 +106,7 @@ fn softmax_in_place(dst: &mut [f32]) {
     for d in dst.iter_mut() {
         *d = exp_f32(*d - max);
     }
-    let mut lanes = [0f32; 8];
-    let mut chunks = dst.chunks_exact(8);
-    for c in &mut chunks {
-        for (l, v) in lanes.iter_mut().zip(c) {
-            *l += v;
-        }
-    }
-    let mut sum = lanes.iter().sum::<f32>();
-    for v in chunks.remainder() {
-        sum += v;
-    }
+    let sum = lane_sum(dst);
     for d in dst.iter_mut() {
         *d /= sum;
     }
