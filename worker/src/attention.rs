@@ -52,7 +52,27 @@ pub fn sequence_attention(
     })
 }
 
-/// Parses `cpu` or `cuda:N` (also `cuda` = `cuda:0`).
+/// The process's CUDA device of each ordinal. candle gives every
+/// `Device::new_cuda` call a device of its own, and tensors of two such
+/// devices cannot meet in one op: the model a run loads before its workers
+/// start and the workers' inputs must come from the same one.
+fn cuda_device(ordinal: usize) -> candle_core::Result<Device> {
+    static DEVICES: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<usize, Device>>> =
+        std::sync::OnceLock::new();
+    let mut devices = DEVICES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(device) = devices.get(&ordinal) {
+        return Ok(device.clone());
+    }
+    let device = Device::new_cuda(ordinal)?;
+    devices.insert(ordinal, device.clone());
+    Ok(device)
+}
+
+/// Parses `cpu` or `cuda:N` (also `cuda` = `cuda:0`); every call for the same
+/// GPU returns the same device.
 pub fn parse_device(spec: &str) -> Result<Device, ModelError> {
     match spec {
         "cpu" => Ok(Device::Cpu),
@@ -60,7 +80,7 @@ pub fn parse_device(spec: &str) -> Result<Device, ModelError> {
             .strip_prefix("cuda")
             .and_then(|n| if n.is_empty() { Some(0) } else { n.strip_prefix(':')?.parse::<usize>().ok() })
         {
-            Some(n) => Device::new_cuda(n).map_err(|e| {
+            Some(n) => cuda_device(n).map_err(|e| {
                 let hint = if cfg!(feature = "cuda") {
                     "is the NVIDIA driver installed and the GPU visible? LD_LIBRARY_PATH must reach the CUDA 13 libraries"
                 } else {
