@@ -47,7 +47,7 @@ ldd "$BIN" | grep -E 'cuda|cublas|curand|nvrtc' || true
 status=0
 "$PY" "$ROOT/scripts/gpu/golden.py" --headscan "$BIN" --device "$DEVICE" | tee "$RESULTS/golden.txt" || status=1
 "$PY" "$ROOT/scripts/gpu/bench.py" --headscan "$BIN" --device "$DEVICE" --work "$WORK/bench" \
-  --layers "${GPU_CHECK_LAYERS:-30}" --sequences "${GPU_CHECK_SEQUENCES:-2000}" \
+  --layers "${GPU_CHECK_LAYERS:-30}" --sequences "${GPU_CHECK_SEQUENCES:-1000}" \
   --batch-size "${GPU_CHECK_BATCH:-16}" | tee "$RESULTS/bench.txt" || status=1
 rm -rf "$WORK/bench"
 exit $status

@@ -6,7 +6,7 @@ residues (L = 512 tokens), in f32 and in bf16, against the card's measured
 GEMM rates.
 
     python3 scripts/gpu/bench.py --headscan BIN --work DIR [--device cuda:0]
-        [--layers 30] [--sequences 2000] [--batch-size 16]
+        [--layers 30] [--sequences 1000] [--batch-size 16]
 
 Prints, per precision: sequences/s, achieved TFLOP/s (2·T·(4h² + 2h·i) +
 4·T²·h per layer and sequence) and its share of the card's measured GEMM
@@ -99,7 +99,7 @@ def main() -> int:
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--device", default="cuda:0")
     ap.add_argument("--layers", type=int, default=30)
-    ap.add_argument("--sequences", type=int, default=2000)
+    ap.add_argument("--sequences", type=int, default=1000)
     ap.add_argument("--batch-size", type=int, default=16)
     a = ap.parse_args()
     hs, work = a.headscan, a.work
