@@ -5,44 +5,21 @@
 use headscan_probe::l1::{L1Options, fit_l1};
 use headscan_probe::logreg::{Design, FitError, Partial, Weights, partial};
 
-struct Normals(u64);
-
-impl Normals {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    fn next(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
-}
+mod common;
+use common::{Stream, designs};
 
 const DIM: usize = 10;
 
 /// Only features 0 and 1 carry the label.
 fn data(n: usize, shards: usize) -> Vec<Design> {
-    let mut g = Normals(99);
-    let mut all = Vec::new();
+    let mut g = Stream(99);
+    let (mut rows, mut ys) = (Vec::new(), Vec::new());
     for _ in 0..n {
-        let x: Vec<f64> = (0..DIM).map(|_| g.next()).collect();
-        let y = usize::from(2.0 * x[0] - 1.5 * x[1] + 0.5 * g.next() > 0.3);
-        all.push((x, y));
+        let x: Vec<f64> = (0..DIM).map(|_| g.normal()).collect();
+        ys.push(usize::from(2.0 * x[0] - 1.5 * x[1] + 0.5 * g.normal() > 0.3));
+        rows.push(x);
     }
-    all.chunks(n.div_ceil(shards))
-        .map(|c| {
-            let mut d = Design::new(DIM);
-            for (x, y) in c {
-                d.push(x, *y);
-            }
-            d
-        })
-        .collect()
+    designs(&rows, &ys, shards)
 }
 
 fn run(shards: &[Design], l1: f64) -> (Weights, Partial) {

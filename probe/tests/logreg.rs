@@ -8,24 +8,8 @@ use headscan_probe::logreg::{
 };
 use headscan_proto::probe_metrics::ClassCounts;
 
-/// splitmix64 + Box–Muller: a fixed stream of standard normals.
-struct Normals(u64);
-
-impl Normals {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    fn next(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
-}
+mod common;
+use common::{Stream, designs};
 
 const DIM: usize = 6;
 const LAYERS: usize = 3;
@@ -34,39 +18,25 @@ const SIGNAL_LAYER: usize = 1;
 /// `n` rows of three independent "layer embeddings"; the class is the
 /// argmax over `n_classes` linear scores of layer 1's embedding plus noise.
 fn synthetic(n: usize, n_classes: usize, seed: u64) -> (Vec<Vec<Vec<f64>>>, Vec<usize>) {
-    let mut g = Normals(seed);
+    let mut g = Stream(seed);
     let a: Vec<Vec<f64>> = (0..n_classes)
-        .map(|_| (0..DIM).map(|_| g.next()).collect())
+        .map(|_| (0..DIM).map(|_| g.normal()).collect())
         .collect();
     let mut layers = vec![Vec::new(); LAYERS];
     let mut y = Vec::new();
     for _ in 0..n {
         for layer in layers.iter_mut() {
-            layer.push((0..DIM).map(|_| g.next()).collect::<Vec<f64>>());
+            layer.push((0..DIM).map(|_| g.normal()).collect::<Vec<f64>>());
         }
         let e = &layers[SIGNAL_LAYER].last().unwrap();
         let scores: Vec<f64> = a
             .iter()
-            .map(|ac| ac.iter().zip(e.iter()).map(|(p, q)| p * q).sum::<f64>() + 0.3 * g.next())
+            .map(|ac| ac.iter().zip(e.iter()).map(|(p, q)| p * q).sum::<f64>() + 0.3 * g.normal())
             .collect();
         let best = (0..n_classes).fold(0, |b, c| if scores[c] > scores[b] { c } else { b });
         y.push(best);
     }
     (layers, y)
-}
-
-fn designs(rows: &[Vec<f64>], y: &[usize], shards: usize) -> Vec<Design> {
-    let per = rows.len().div_ceil(shards);
-    rows.chunks(per)
-        .zip(y.chunks(per))
-        .map(|(xs, ys)| {
-            let mut d = Design::new(DIM);
-            for (x, &c) in xs.iter().zip(ys) {
-                d.push(x, c);
-            }
-            d
-        })
-        .collect()
 }
 
 fn fit_shards(shards: &[Design], n_classes: usize, cw: &[f64]) -> Weights {
@@ -158,9 +128,9 @@ fn gradient_and_hessian_are_the_derivatives_of_the_loss() {
     let d = &designs(&layers[0], &y, 1)[0];
     let cw = [1.0, 2.0, 0.5];
     let mut w = Weights::zeros(3, DIM);
-    let mut g = Normals(5);
+    let mut g = Stream(5);
     for v in w.w.iter_mut() {
-        *v = 0.3 * g.next();
+        *v = 0.3 * g.normal();
     }
     let p = partial(d, &w, &cw);
     let n = w.w.len();
@@ -195,12 +165,12 @@ fn balanced_weights_follow_scikit_learn_and_help_the_rare_class() {
     );
     assert_eq!(balanced_class_weights(&[10, 0]), vec![0.5, 0.0]);
     // A rare positive class (about 1 in 10) behind a weak signal.
-    let mut g = Normals(21);
+    let mut g = Stream(21);
     let mut rows = Vec::new();
     let mut y = Vec::new();
     for _ in 0..3000 {
-        let x: Vec<f64> = (0..DIM).map(|_| g.next()).collect();
-        let positive = x[0] + 0.8 * g.next() > 1.6;
+        let x: Vec<f64> = (0..DIM).map(|_| g.normal()).collect();
+        let positive = x[0] + 0.8 * g.normal() > 1.6;
         rows.push(x);
         y.push(usize::from(positive));
     }

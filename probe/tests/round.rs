@@ -10,27 +10,8 @@ use headscan_probe::logreg::{
 };
 use headscan_probe::round::{Accepted, NewtonRound, PartialKey, RoundError, weights_digest};
 
-/// splitmix64: a fixed stream of uniforms.
-struct Stream(u64);
-
-impl Stream {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
-}
+mod common;
+use common::{Stream, designs};
 
 const DIM: usize = 5;
 
@@ -52,20 +33,6 @@ fn synthetic(n: usize, n_classes: usize, seed: u64) -> (Vec<Vec<f64>>, Vec<usize
         rows.push(x);
     }
     (rows, y)
-}
-
-fn designs(rows: &[Vec<f64>], y: &[usize], shards: usize) -> Vec<Design> {
-    let per = rows.len().div_ceil(shards);
-    rows.chunks(per)
-        .zip(y.chunks(per))
-        .map(|(xs, ys)| {
-            let mut d = Design::new(DIM);
-            for (x, &c) in xs.iter().zip(ys) {
-                d.push(x, c);
-            }
-            d
-        })
-        .collect()
 }
 
 /// The in-order fold of every shard's partial (the embedded reference).
