@@ -131,14 +131,11 @@ impl LayerNorm {
     /// The normalisation in the buffer of `x` on the CPU: `x` must be a
     /// tensor the caller has just computed and shares with nobody.
     pub fn forward_owned(&self, x: Tensor) -> Result<Tensor> {
-        if x.dtype() != DType::F32 && x.dtype() != DType::F64 {
-            return self.forward(&x);
-        }
         if kernels::layer_norm_fits(&x, &self.weight, &self.bias)? {
             kernels::layer_norm_in_place(&x, &self.weight, &self.bias, self.eps)?;
             return Ok(x);
         }
-        self.forward_ops(&x)
+        self.forward(&x)
     }
 
     /// The tensor-op formulation (every device; the CPU kernel's reference).

@@ -170,16 +170,22 @@ fn masked_softmax_rows(x: &mut [f32], mask: &[f32], scale: f32, scaled: bool) {
 /// Σ of a row over 8 interleaved partial sums.
 #[inline(always)]
 fn lane_sum(row: &[f32]) -> f32 {
+    lane_sum_of(row, |v| v)
+}
+
+/// Σ f(v) over a row, in 8 interleaved partial sums.
+#[inline(always)]
+fn lane_sum_of(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut lanes = [0f32; 8];
     let mut chunks = row.chunks_exact(8);
     for c in &mut chunks {
         for (l, v) in lanes.iter_mut().zip(c) {
-            *l += v;
+            *l += f(*v);
         }
     }
     let mut sum = lanes.iter().sum::<f32>();
     for v in chunks.remainder() {
-        sum += v;
+        sum += f(*v);
     }
     sum
 }
@@ -195,17 +201,7 @@ fn layer_norm_rows(x: &mut [f32], weight: &[f32], bias: &[f32], eps: f32) {
         row.iter_mut().for_each(|v| *v -= mean);
         let mean = lane_sum(row) / n as f32;
         row.iter_mut().for_each(|v| *v -= mean);
-        let mut lanes = [0f32; 8];
-        let mut chunks = row.chunks_exact(8);
-        for c in &mut chunks {
-            for (l, v) in lanes.iter_mut().zip(c) {
-                *l += v * v;
-            }
-        }
-        let mut sq = lanes.iter().sum::<f32>();
-        for v in chunks.remainder() {
-            sq += v * v;
-        }
+        let sq = lane_sum_of(row, |v| v * v);
         let rstd = 1.0 / (sq / n as f32 + eps).sqrt();
         for ((v, w), b) in row.iter_mut().zip(weight).zip(bias) {
             *v = *v * rstd * *w + *b;
@@ -315,15 +311,12 @@ impl CustomOp1 for SoftmaxLastDim {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(v) = storage else {
-            candle_core::bail!("softmax: only f32 runs on this kernel");
-        };
-        let src = contiguous(v, layout, "softmax")?;
+        let src = f32_slice(storage, layout, "softmax")?;
         let n = layout.shape().dims().last().copied().unwrap_or(1).max(1);
         let mut dst = vec![0f32; src.len()];
-        let rows_per_task = (CHUNK / n).max(1) * n;
-        dst.par_chunks_mut(rows_per_task)
-            .zip(src.par_chunks(rows_per_task))
+        let chunk = rows_per_task(n);
+        dst.par_chunks_mut(chunk)
+            .zip(src.par_chunks(chunk))
             .for_each(|(d, s)| {
                 for (d, s) in d.chunks_mut(n).zip(s.chunks(n)) {
                     softmax_dispatch::run(s, d);
@@ -341,10 +334,7 @@ impl CustomOp1 for Scale {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(v) = storage else {
-            candle_core::bail!("scale: only f32 runs on this kernel");
-        };
-        let src = contiguous(v, layout, "scale")?;
+        let src = f32_slice(storage, layout, "scale")?;
         let mut dst = vec![0f32; src.len()];
         dst.par_chunks_mut(CHUNK)
             .zip(src.par_chunks(CHUNK))
@@ -558,34 +548,39 @@ fn project(layer: &candle_nn::Linear, x: &Tensor) -> Result<Tensor> {
     candle_nn::Linear::new(layer.weight().clone(), None).forward(x)
 }
 
-/// A linear layer, its bias added in place on the CPU (the bits of candle's `Linear`).
-pub fn linear(layer: &candle_nn::Linear, x: &Tensor) -> Result<Tensor> {
-    let y = project(layer, x)?;
+/// Whether `y`'s rows take `b` (and same-shaped `others`) in place.
+fn bias_fits(y: &Tensor, b: &Tensor, others: &[&Tensor]) -> Result<bool> {
+    Ok(in_place_ok(y, &[&[b], others].concat()) && y.dim(candle_core::D::Minus1)? == b.elem_count())
+}
+
+/// `y` (a projection just computed) plus the layer's bias, in place on the CPU.
+fn add_bias(layer: &candle_nn::Linear, y: Tensor) -> Result<Tensor> {
     match layer.bias() {
-        None => Ok(y),
-        Some(b) if in_place_ok(&y, &[b]) && y.dim(candle_core::D::Minus1)? == b.elem_count() => {
+        Some(b) if bias_fits(&y, b, &[])? => {
             y.inplace_op2(b, &BiasEpilogue::Add)?;
             Ok(y)
         }
         Some(b) => y.broadcast_add(b),
+        None => Ok(y),
     }
+}
+
+/// A linear layer, its bias added in place on the CPU (the bits of candle's `Linear`).
+pub fn linear(layer: &candle_nn::Linear, x: &Tensor) -> Result<Tensor> {
+    add_bias(layer, project(layer, x)?)
 }
 
 /// `linear(x) + residual` with one pass over the output on the CPU (same bits as the two adds).
 pub fn linear_residual(layer: &candle_nn::Linear, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
     let y = project(layer, x)?;
-    match layer.bias() {
-        Some(b)
-            if in_place_ok(&y, &[b, residual])
-                && y.dim(candle_core::D::Minus1)? == b.elem_count()
-                && residual.shape() == y.shape() =>
-        {
-            y.inplace_op3(b, residual, &BiasEpilogue::Residual)?;
-            Ok(y)
-        }
-        Some(b) => y.broadcast_add(b)? + residual,
-        None => y + residual,
+    if let Some(b) = layer.bias()
+        && residual.shape() == y.shape()
+        && bias_fits(&y, b, &[residual])?
+    {
+        y.inplace_op3(b, residual, &BiasEpilogue::Residual)?;
+        return Ok(y);
     }
+    add_bias(layer, y)? + residual
 }
 
 /// `act(linear(x))`, exact GELU fused into the bias pass on the CPU.
@@ -594,22 +589,15 @@ pub fn linear_activation(
     x: &Tensor,
     act: super::common::Activation,
 ) -> Result<Tensor> {
-    if act == super::common::Activation::Gelu {
-        let y = project(layer, x)?;
-        if let Some(b) = layer.bias()
-            && in_place_ok(&y, &[b])
-            && y.dim(candle_core::D::Minus1)? == b.elem_count()
-        {
-            y.inplace_op2(b, &BiasEpilogue::Gelu)?;
-            return Ok(y);
-        }
-        let y = match layer.bias() {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        };
-        return act.apply(&y);
+    let y = project(layer, x)?;
+    if act == super::common::Activation::Gelu
+        && let Some(b) = layer.bias()
+        && bias_fits(&y, b, &[])?
+    {
+        y.inplace_op2(b, &BiasEpilogue::Gelu)?;
+        return Ok(y);
     }
-    act.apply(&linear(layer, x)?)
+    act.apply(&add_bias(layer, y)?)
 }
 
 /// Attention probabilities from raw scores `[batch, heads, T, T]`:
