@@ -196,7 +196,7 @@ pub struct RunArgs {
     pub device: Option<String>,
     /// Floating-point type of the model: f32 (config default) or bf16 (GPU speed; BERT, TAPE,
     /// ALBERT and ESM models; counts within BENCHMARKS.md's tolerance of f32's).
-    #[arg(long, value_parser = ["f32", "bf16"])]
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(headscan_proto::precision::Precision::NAMES))]
     pub precision: Option<String>,
     /// Sequences per forward pass.
     #[arg(long)]

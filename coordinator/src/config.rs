@@ -170,12 +170,13 @@ impl RunConfig {
                 self.limit, self.sample
             )));
         }
-        if !matches!(self.precision.as_str(), "f32" | "bf16") {
-            return Err(ConfigError::Invalid(format!(
-                "`precision` is `{}`: expected f32 or bf16",
-                self.precision
-            )));
+        if self.precision.is_empty() {
+            return Err(ConfigError::Invalid(
+                "`precision` is empty: expected f32 or bf16".into(),
+            ));
         }
+        headscan_proto::precision::Precision::parse(&self.precision)
+            .map_err(|e| ConfigError::Invalid(format!("`precision`: {e}")))?;
         if self.workers == 0 || self.batch_size == 0 {
             return Err(ConfigError::Invalid(
                 "`workers` and `batch_size` must be at least 1".into(),
@@ -199,6 +200,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("distnce"), "{err}");
+    }
+
+    #[test]
+    fn precision_is_f32_or_bf16() {
+        let valid = |p: &str| {
+            let text = format!("model = \"m\"\ndataset = \"d\"\nout = \"o\"\nprecision = \"{p}\"\n");
+            RunConfig::from_toml(&text, "x.toml").unwrap().validate()
+        };
+        assert!(valid("f32").is_ok() && valid("bf16").is_ok());
+        for bad in ["fp8", "", "BF16"] {
+            let err = valid(bad).unwrap_err().to_string();
+            assert!(err.contains("precision") && err.contains("bf16"), "{bad}: {err}");
+        }
+        assert_eq!(RunConfig::default().precision, "f32");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`manifest`]: the dataset `manifest.json`;
 //! - [`embeddings`]: the per-residue embedding tables of `headscan extract`,
 //!   [`pair_table`]: its per-pair attention tables (`--attention-pairs`);
+//! - [`precision`]: the floating-point types a job's model may compute in;
 //! - [`probe_metrics`]: F1 and precision at L/k of the diagnostic probes,
 //!   from counts that add up over shards;
 //! - [`store`]: object-store URLs (`file://`, plain paths, `s3://`, …);
@@ -34,6 +35,7 @@ pub mod ids;
 pub mod manifest;
 pub mod pair_table;
 pub mod parquet_writer;
+pub mod precision;
 pub mod probe_metrics;
 pub mod record;
 pub mod shard;

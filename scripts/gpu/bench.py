@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import subprocess
@@ -129,7 +130,7 @@ def main() -> int:
         start = time.perf_counter()
         p = subprocess.run(cmd, capture_output=True, text=True,
                            env={"RUST_LOG": "headscan_worker::shard=info,warn", "PATH": "/usr/bin:/bin",
-                                "LD_LIBRARY_PATH": __import__("os").environ.get("LD_LIBRARY_PATH", "")})
+                                "LD_LIBRARY_PATH": os.environ.get("LD_LIBRARY_PATH", "")})
         wall = time.perf_counter() - start
         if p.returncode != 0:
             print(f"{precision}: headscan run failed\n{p.stderr[-3000:]}")

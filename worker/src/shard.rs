@@ -130,11 +130,6 @@ pub fn process_records_until(
                 // Each layer's attention is counted as soon as it is computed and dropped.
                 model.model.forward_each(&input, false, &mut |layer, a| {
                     let t0 = std::time::Instant::now();
-                    // A bf16 model's attention is counted in f32 like any other.
-                    let a = match a.dtype() {
-                        candle_core::DType::F32 => a,
-                        _ => a.to_dtype(candle_core::DType::F32)?,
-                    };
                     counts.add_layer(layer, &a)?;
                     for (slot, &k) in kept.iter_mut().zip(&shown) {
                         slot.push(a.narrow(0, k, 1)?);

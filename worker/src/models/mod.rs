@@ -202,44 +202,13 @@ pub fn detect_family(config: &serde_json::Value) -> Result<Family, ModelError> {
     Err(ModelError::UnknownFamily("<none>".into()))
 }
 
-/// The floating-point type a model computes in. Attention always reaches the
-/// analysis as f32; bf16 trades the last digits of each weight for the GPU's
-/// bf16 tensor-core rate (its counts are within the tolerance BENCHMARKS.md
-/// documents, not equal).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Precision {
-    /// IEEE single precision, equal to transformers to 1e-5 (the default).
-    #[default]
-    F32,
-    /// bfloat16 weights and activations.
-    Bf16,
-}
+pub use headscan_proto::precision::Precision;
 
-impl Precision {
-    /// Parses a job's `precision` (`""` is f32).
-    pub fn parse(name: &str) -> Result<Self, String> {
-        match name {
-            "" | "f32" => Ok(Precision::F32),
-            "bf16" => Ok(Precision::Bf16),
-            other => Err(format!("unknown precision `{other}` (expected f32 or bf16)")),
-        }
-    }
-
-    /// The candle dtype.
-    pub fn dtype(self) -> DType {
-        match self {
-            Precision::F32 => DType::F32,
-            Precision::Bf16 => DType::BF16,
-        }
-    }
-}
-
-impl std::fmt::Display for Precision {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Precision::F32 => "f32",
-            Precision::Bf16 => "bf16",
-        })
+/// The candle dtype a model computes in at `precision`.
+pub fn precision_dtype(precision: Precision) -> DType {
+    match precision {
+        Precision::F32 => DType::F32,
+        Precision::Bf16 => DType::BF16,
     }
 }
 
@@ -270,7 +239,8 @@ pub fn load_model_in(
     if precision != Precision::F32 && matches!(family, Family::XLNet | Family::T5) {
         return Err(ModelError::Precision { family, precision });
     }
-    let vb = open_weights(dir, device, format, family.base_model_prefix())?.set_dtype(precision.dtype());
+    let vb =
+        open_weights(dir, device, format, family.base_model_prefix())?.set_dtype(precision_dtype(precision));
     let tokenizer = ProteinTokenizer::load(dir, family)?;
     let parse = |e: serde_json::Error| ModelError::Config {
         path: dir.join("config.json").display().to_string(),
